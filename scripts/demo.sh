@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# README command (a): install into ./.venv and lip-sync the sample clip headless.
+# Extra arguments go to `python -m latentsync_core run` (e.g. `--weights random-tiny`, `--video V --audio A`).
+source "$(dirname "$0")/_env.sh"
+exec python -m latentsync_core run "$@"
