@@ -28,17 +28,38 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="lip-sync a video to an audio track")
     run.add_argument("--video", help="input video (default: the sample clip)")
     run.add_argument("--audio", help="driving audio (default: the sample's audio)")
-    run.add_argument("--out", help="output mp4 (default: output/latentsync_sample.mp4)")
+    run.add_argument("--out", help="output mp4 (default: <output dir>/latentsync_<video name>.mp4)")
     run.add_argument("--weights", choices=["official", "random-tiny"], default="official",
                      help="official checkpoints from the models folder, or tiny random fixtures (smoke test: NOT a lip-sync)")
     run.add_argument("--no-download", action="store_true", help="never try to download missing official weights")
     run.add_argument("--steps", type=int, default=20)
     run.add_argument("--cfg", type=float, default=1.5)
     run.add_argument("--seed", type=int, default=1247)
-    run.add_argument("--deepcache", type=int, default=0, help="DeepCache interval (0 = off)")
+    run.add_argument("--deepcache", type=int, default=0, help="DeepCache interval (0 = off; the official uses 3)")
+    run.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmpp_2m", "euler"],
+                     help="noise scheduler (ddim = official)")
+    run.add_argument("--noise", default="shared", choices=["shared", "per-window", "per-frame"],
+                     help="initial noise: one draw for the whole video (official), per window, or per frame")
+    run.add_argument("--mean-latents", action="store_true",
+                     help="encode faces with the VAE posterior mean instead of a sample (official: sample)")
+    run.add_argument("--loop-mode", default="pingpong", choices=["pingpong", "loop", "freeze", "trim_audio"],
+                     help="when the audio is longer than the video (official: pingpong)")
+    run.add_argument("--tail-mode", default="trim", choices=["trim", "keep"],
+                     help="when the video is longer than the audio: cut it (official) or keep the rest unchanged")
+    run.add_argument("--silence", action="store_true", help="keep the original mouth on silent frames")
+    run.add_argument("--max-frames", type=int, default=None, help="stop after this many output frames (preview)")
+    run.add_argument("--resolution", type=int, default=None,
+                     help="face crop size (default: the U-Net's; 256 for LatentSync 1.5, 512 for 1.6)")
+    run.add_argument("--dtype", default="auto", choices=["auto", "fp16", "bf16", "fp32"])
+    run.add_argument("--detector", default="bundled", choices=["bundled", "insightface"])
+    run.add_argument("--detect-every", type=int, default=None,
+                     help="run the face detector every N frames, tracking landmarks in between (default 1)")
 
     dl = sub.add_parser("download", help="fetch the official weights into the models folder")
     dl.add_argument("--include-syncnet", action="store_true")
+    from .train.cli import add_subcommands  # score / prepare / train (the training issue)
+
+    add_subcommands(sub)
     return parser
 
 
@@ -71,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     handlers = {"run": _cmd_run, "download": _cmd_download}
     try:
-        return handlers[args.command](args)
+        return handlers[args.command](args) if args.command in handlers else args.handler(args)
     except ModelMissingError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_MODELS_MISSING

@@ -250,3 +250,175 @@ def input_dir() -> Path | None:
     if _folder_paths is not None:
         return Path(_folder_paths.get_input_directory())
     return None
+
+
+# --------------------------------------------------------------------------- model management
+class ModelHolder(torch.nn.Module):
+    """The module ComfyUI's ModelPatcher manages for one of our networks.
+
+    ModelPatcher assigns `model.device` on every load; our networks expose `device` as a read-only
+    property, so they travel inside this plain container instead of being patched themselves.
+    """
+
+    def __init__(self, net: torch.nn.Module, kind: str):
+        super().__init__()
+        self.net = net
+        self.kind = kind
+        self.device = offload_device()
+
+    def get_dtype(self) -> torch.dtype:  # ModelPatcher.model_dtype() asks for this
+        for tensor in self.net.parameters():
+            return tensor.dtype
+        return torch.float32
+
+
+class LocalModelPatcher:
+    """What `manage_model` gives outside ComfyUI: the ModelPatcher attributes the pack reads."""
+
+    def __init__(self, model: ModelHolder, load_device: torch.device, offload_device: torch.device):
+        self.model = model
+        self.load_device = load_device
+        self.offload_device = offload_device
+
+    def __repr__(self) -> str:
+        return f"LocalModelPatcher({self.model.kind}, load_device={self.load_device})"
+
+
+def manage_model(module: torch.nn.Module, kind: str):
+    """Hand `module` to the host's model manager and return the handle nodes pass around.
+
+    Inside ComfyUI this is a `comfy.model_patcher.ModelPatcher`, so ComfyUI moves the weights to the
+    GPU when a node needs them (`load_to_device`), offloads them when other models need the memory,
+    and keeps them loaded between queue runs. Elsewhere it is a `LocalModelPatcher`. `kind` names the
+    network in messages ("unet", "whisper").
+    """
+    holder = ModelHolder(module, kind)
+    if _mm is not None:
+        try:
+            import comfy.model_patcher as _model_patcher
+        except ImportError:  # a partial ComfyUI (test doubles): manage locally
+            _model_patcher = None
+        if _model_patcher is not None:
+            return _model_patcher.ModelPatcher(holder, load_device=get_device(), offload_device=offload_device())
+    return LocalModelPatcher(holder, get_device(), offload_device())
+
+
+def is_managed(value, kind: str | None = None) -> bool:
+    """True when `value` is a handle made by `manage_model` (of `kind`, when given)."""
+    holder = getattr(value, "model", None)
+    return isinstance(holder, ModelHolder) and (kind is None or holder.kind == kind)
+
+
+def managed_module(managed) -> torch.nn.Module:
+    """The network inside a `manage_model` handle, wherever its weights are now."""
+    if not is_managed(managed):
+        raise TypeError(f"expected a handle from manage_model, got {type(managed).__name__}")
+    return managed.model.net
+
+
+def load_to_device(*managed) -> torch.nn.Module | list[torch.nn.Module]:
+    """Make sure the handles' weights are on the compute device; return the network (a list for several).
+
+    Inside ComfyUI, `comfy.model_management.load_models_gpu` loads them together (offloading other
+    models first if memory is short); elsewhere the weights are moved to each handle's load device.
+    """
+    nets = [managed_module(handle) for handle in managed]
+    patchers = [handle for handle in managed if not isinstance(handle, LocalModelPatcher)]
+    if patchers and _mm is not None:
+        _mm.load_models_gpu(patchers)
+    for handle in managed:
+        if isinstance(handle, LocalModelPatcher):
+            handle.model.to(handle.load_device)
+            handle.model.device = handle.load_device
+    return nets[0] if len(nets) == 1 else nets
+
+
+# --------------------------------------------------------------------------- VIDEO values and saved files
+class FileVideo:
+    """Outside ComfyUI: a VIDEO value backed by a file, with the comfy_api VideoFromFile methods the pack uses."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def get_stream_source(self) -> str:
+        return str(self.path)
+
+    def get_components(self):
+        from types import SimpleNamespace
+
+        from .convert import video_components
+
+        images, audio, fps = video_components(self.path)
+        return SimpleNamespace(images=images, audio=audio, frame_rate=fps)
+
+    def get_dimensions(self) -> tuple[int, int]:
+        from .media.video import probe_video
+
+        info = probe_video(self.path)
+        return info.width, info.height
+
+    def save_to(self, path, format: str = "auto", codec: str = "auto", metadata: dict | None = None) -> None:
+        import shutil
+
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.path, path)
+
+
+def video_from_file(path: str | os.PathLike):
+    """A VIDEO socket value for a finished video file (ComfyUI's VideoFromFile inside ComfyUI)."""
+    if _folder_paths is not None:
+        try:
+            from comfy_api.latest import InputImpl
+
+            return InputImpl.VideoFromFile(str(path))
+        except ImportError:  # ComfyUI older than the comfy_api VIDEO type
+            pass
+    return FileVideo(path)
+
+
+def video_source_path(video) -> Path | None:
+    """The file a VIDEO value reads from, so it can be decoded chunk by chunk (None for in-memory frames).
+
+    ComfyUI's VideoFromFile exposes it through `get_stream_source()`: a path, or a BytesIO for uploads
+    held in memory, which is written to the temp folder once so it too can be streamed.
+    """
+    get_source = getattr(video, "get_stream_source", None)
+    if not callable(get_source):
+        return None
+    source = get_source()
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source) if Path(source).is_file() else None
+    if callable(getattr(source, "read", None)) and callable(getattr(source, "seek", None)):
+        import shutil
+        import uuid
+
+        path = temp_dir() / f"video_source_{uuid.uuid4().hex}.mp4"
+        source.seek(0)
+        with open(path, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        source.seek(0)
+        return path
+    return None
+
+
+def next_output_path(filename_prefix: str, extension: str = "mp4", width: int = 0, height: int = 0) -> tuple[Path, str]:
+    """(path, subfolder) of the next numbered output file for `filename_prefix`, as ComfyUI's savers name them.
+
+    `filename_prefix` may hold subfolders ("latentsync/clip") and ComfyUI's %date% style tokens inside ComfyUI.
+    """
+    root = output_dir()
+    if _folder_paths is not None:
+        folder, name, counter, subfolder, _ = _folder_paths.get_save_image_path(filename_prefix, str(root), width, height)
+        folder = Path(folder)
+    else:
+        relative = Path(os.path.normpath(filename_prefix))
+        if relative.is_absolute() or relative.parts[:1] == ("..",):
+            raise ValueError(f"filename_prefix {filename_prefix!r} must stay inside the output folder {root}")
+        folder, name = root / relative.parent, relative.name
+        subfolder = "" if relative.parent == Path(".") else relative.parent.as_posix()
+        folder.mkdir(parents=True, exist_ok=True)
+        counters = [int(p.name[len(name) + 1:].split("_")[0]) for p in folder.glob(f"{name}_*")
+                    if p.name[len(name) + 1:].split("_")[0].isdigit()]
+        counter = max(counters, default=0) + 1
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}_{counter:05}_.{extension}", subfolder

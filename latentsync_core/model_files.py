@@ -22,13 +22,18 @@ class ModelFile:
     repo_id: str
     repo_files: tuple[str, ...]  # files to fetch from the repo, relative to its root
     local_dir_suffix: str = ""  # download root relative to the kind folder, so repo paths land on `name`
+    alternatives: tuple[str, ...] = ()  # other accepted names in the same folders, tried after `name`
 
     def find(self) -> Path | None:
         path = host.find_model(self.kind, self.name)
         if path is not None and path.is_dir():
             # A diffusers-format folder counts only when complete (an aborted download leaves it half empty).
             if not all((path / Path(f).name).is_file() for f in self.repo_files):
-                return None
+                path = None
+        for other in self.alternatives:
+            if path is not None:
+                break
+            path = host.find_model(self.kind, other)
         return path
 
     def expected_path(self) -> Path:
@@ -53,7 +58,9 @@ SYNCNET = ModelFile("StableSyncNet (training and sync scoring)", "latentsync", "
                     "ByteDance/LatentSync-1.6", ("stable_syncnet.pt",))
 VAE = ModelFile("Stable Diffusion VAE sd-vae-ft-mse", "vae", "sd-vae-ft-mse",
                 "stabilityai/sd-vae-ft-mse", ("config.json", "diffusion_pytorch_model.safetensors"),
-                local_dir_suffix="sd-vae-ft-mse")
+                local_dir_suffix="sd-vae-ft-mse",
+                # the single-file forms ComfyUI users keep in models/vae (LDM keys)
+                alternatives=("sd-vae-ft-mse.safetensors", "vae-ft-mse-840000-ema-pruned.safetensors"))
 
 INFERENCE_MODELS = (UNET, WHISPER_TINY, VAE)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 
 _NODE_MODULES: list[str] = [
+    "loaders", "audio", "faces", "sampler", "paste", "length", "all_in_one", "training",
 ]
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}

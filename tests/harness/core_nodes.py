@@ -79,6 +79,10 @@ class VideoFromFile:
         images, audio, fps = video_components(self.path)
         return VideoComponents(images=images, frame_rate=fps, audio=audio)
 
+    def get_stream_source(self) -> str:
+        """As comfy_api's VideoFromFile: the file path, so consumers can stream instead of decoding."""
+        return str(self.path)
+
     def get_dimensions(self) -> tuple[int, int]:
         from latentsync_core.media.video import probe_video
 
