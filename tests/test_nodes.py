@@ -83,11 +83,9 @@ def test_every_node_is_described_for_the_ui():
 
 # --------------------------------------------------------------------------- loaders
 def test_unet_loader_returns_a_managed_unet_and_lists_only_unets(models, fixture_models):
-    (fixture_models / "latentsync" / "stable_syncnet.pt").write_bytes(b"")
-    try:
-        names = NODE_CLASS_MAPPINGS["LatentSyncUNetLoader"].INPUT_TYPES()["required"]["unet_name"][0]
-    finally:
-        (fixture_models / "latentsync" / "stable_syncnet.pt").unlink()
+    # the fixtures put a SyncNet (and nothing else but the U-Net) in models/latentsync: it must not be offered
+    assert (fixture_models / "latentsync" / "stable_syncnet.pt").is_file()
+    names = NODE_CLASS_MAPPINGS["LatentSyncUNetLoader"].INPUT_TYPES()["required"]["unet_name"][0]
     assert names == ["latentsync_unet.pt"]
     unet = host.managed_module(models["unet"])
     assert host.is_managed(models["unet"], "unet") and unet.config["in_channels"] == 13
