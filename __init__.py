@@ -10,7 +10,12 @@ if _PACK_DIR not in sys.path:
 
 from latentsync_core import host as _host  # noqa: E402
 
-from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+if __package__:
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+else:
+    # Imported as a plain file rather than a package: pytest does this to a checkout whose folder name is
+    # not an identifier (e.g. ComfyUI-LatentSync). ComfyUI always imports it as a package.
+    from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
 
 _host.register_model_folders()
 
