@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import save_checkpoint_file
+from ..fixtures.random_init import randomize_ as _randomize
 from .config import OFFICIAL_CONFIG
 from .model import StableSyncNet
 
@@ -29,22 +30,9 @@ TINY_CONFIG["visual_encoder"].update(block_out_channels=[32, 32, 32, 64, 128, 25
 FIXTURE_RELPATH = Path("latentsync") / "stable_syncnet.pt"
 
 
-@torch.no_grad()
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Random non-degenerate weights: N(0, 1/fan_in) matrices, norm scales near 1, small biases."""
-    gen = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        is_norm = isinstance(module, (nn.GroupNorm, nn.LayerNorm))
-        for name, tensor in module.named_parameters(recurse=False):
-            values = torch.randn(tensor.shape, generator=gen)
-            if is_norm:
-                values = 1.0 + 0.1 * values if name == "weight" else 0.1 * values
-            elif tensor.dim() == 1:
-                values *= 0.05
-            else:
-                values /= tensor[0].numel() ** 0.5
-            tensor.copy_(values)
-    return model
+    return _randomize(model, seed)
 
 
 def tiny_syncnet(seed: int = 0, config: dict[str, Any] | None = None) -> StableSyncNet:

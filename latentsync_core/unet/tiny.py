@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..checkpoints import save_checkpoint_file
+from ..fixtures.random_init import randomize_ as _randomize
 from .config import CROSS_DOWN, CROSS_UP, PLAIN_DOWN, PLAIN_UP
 from .model import LatentSyncUNet
 
@@ -30,7 +31,6 @@ TINY_CONFIG: dict[str, Any] = {
 FIXTURE_RELPATH = Path("latentsync") / "latentsync_unet.pt"
 
 
-@torch.no_grad()
 def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every parameter and buffer random non-degenerate values, in place.
 
@@ -38,21 +38,7 @@ def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
     which would make outputs trivially zero; here weights get N(0, 1/fan_in), norm scales 1 + N(0, 0.1^2),
     biases and position tables small noise, so every path of the network shows in the output.
     """
-    gen = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        is_norm = isinstance(module, (nn.GroupNorm, nn.LayerNorm))
-        for name, tensor in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
-            values = torch.randn(tensor.shape, generator=gen, dtype=torch.float32)
-            if name == "pe":
-                values *= 0.5
-            elif is_norm:
-                values = 1.0 + 0.1 * values if name == "weight" else 0.1 * values
-            elif tensor.dim() == 1:
-                values *= 0.05
-            else:
-                values /= tensor[0].numel() ** 0.5
-            tensor.copy_(values)
-    return model
+    return _randomize(model, seed, include_buffers=True, scale_overrides={"pe": 0.5})
 
 
 def random_state_dict(config: Mapping[str, Any] | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
