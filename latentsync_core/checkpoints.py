@@ -73,3 +73,35 @@ def save_checkpoint_file(obj: Any, path: Path | str) -> Path:
         else:
             torch.save(obj, tmp)
     return path
+
+
+MAX_LISTED_KEYS = 12
+
+
+def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str,
+                     architecture: str, expected: str) -> None:
+    """Strict key and shape check: raise CheckpointError listing missing, unexpected and wrongly shaped keys.
+
+    The official loaders use strict=False and silently keep random weights for anything they miss;
+    we refuse instead, naming the file (`source`), the `architecture` and what file was `expected`.
+    """
+    model_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = sorted(set(model_shapes) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(model_shapes))
+    mismatched = sorted(k for k in set(model_shapes) & set(state_dict)
+                        if tuple(state_dict[k].shape) != model_shapes[k])
+    if not (missing or unexpected or mismatched):
+        return
+
+    def listed(items: list[str]) -> str:
+        return ", ".join(items[:MAX_LISTED_KEYS]) + (", ..." if len(items) > MAX_LISTED_KEYS else "")
+
+    lines = [f"{source} does not match the {architecture} architecture inferred from it ({len(model_shapes)} keys):"]
+    for title, items in (("missing", missing), ("unexpected", unexpected)):
+        if items:
+            lines.append(f"  {len(items)} {title} key(s): {listed(items)}")
+    if mismatched:
+        shapes = [f"{k} {list(state_dict[k].shape)} (model {list(model_shapes[k])})" for k in mismatched]
+        lines.append(f"  {len(mismatched)} key(s) with the wrong shape: {listed(shapes)}")
+    lines.append(f"Expected {expected}; a partial or modified file cannot be loaded safely.")
+    raise CheckpointError("\n".join(lines))

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..checkpoints import extract_state_dict, load_checkpoint_file
+from ..checkpoints import check_state_dict as check_keys, extract_state_dict, load_checkpoint_file
 from ..errors import CheckpointError
 from .config import infer_config
 from .model import StableSyncNet
@@ -15,7 +15,6 @@ from .model import StableSyncNet
 log = logging.getLogger("latentsync")
 
 EXPECTED = "StableSyncNet (stable_syncnet.pt from ByteDance/LatentSync-1.6, about 1.6 GB)"
-MAX_LISTED = 12
 
 
 def load_syncnet(path_or_state_dict: str | Path | Mapping[str, torch.Tensor], device: str | torch.device = "cpu",
@@ -41,7 +40,7 @@ def load_syncnet(path_or_state_dict: str | Path | Mapping[str, torch.Tensor], de
                                                                source)
     with torch.device("meta"):
         model = StableSyncNet(cfg)
-    _check_keys(model, state_dict, source)
+    check_keys(model, state_dict, source, "StableSyncNet", EXPECTED)
     tensors = {k: v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
                for k, v in state_dict.items()}
     model.load_state_dict(tensors, strict=True, assign=True)
@@ -69,20 +68,3 @@ def _reject_other_models(state_dict: Mapping[str, torch.Tensor], source: str) ->
     raise CheckpointError(f"{source} is {what}; expected {EXPECTED}")
 
 
-def _check_keys(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != expected[k])
-    if not (missing or unexpected or wrong):
-        return
-    lines = [f"{source} does not match the StableSyncNet architecture inferred from it ({len(expected)} keys):"]
-    for title, items in (("missing", missing), ("unexpected", unexpected)):
-        if items:
-            lines.append(f"  {len(items)} {title} key(s): " + ", ".join(items[:MAX_LISTED])
-                         + (", ..." if len(items) > MAX_LISTED else ""))
-    if wrong:
-        lines.append(f"  {len(wrong)} key(s) with the wrong shape: " + ", ".join(
-            f"{k} {list(state_dict[k].shape)} (model {list(expected[k])})" for k in wrong[:MAX_LISTED]))
-    lines.append(f"Expected {EXPECTED}.")
-    raise CheckpointError("\n".join(lines))

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import torch
 
-from ..checkpoints import extract_state_dict, load_checkpoint_file
+from ..checkpoints import check_state_dict as check_keys, extract_state_dict, load_checkpoint_file
 from ..errors import CheckpointError
 from .config import infer_config, normalize_config, state_dict_shapes
 from .model import LatentSyncUNet
@@ -24,7 +24,6 @@ log = logging.getLogger("latentsync")
 
 EXPECTED = "the LatentSync U-Net (latentsync_unet.pt from ByteDance/LatentSync-1.5 or -1.6, about 5 GB)"
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "module")
-MAX_LISTED = 12
 
 
 def load_unet(path_or_state_dict: str | Path | Mapping[str, torch.Tensor], device: str | torch.device = "cpu",
@@ -99,24 +98,8 @@ def preferred_memory_format(device: torch.device, dtype: torch.dtype) -> torch.m
 
 
 def check_state_dict(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise CheckpointError listing missing, unexpected and wrongly shaped keys (all of them counted)."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    mismatched = sorted(k for k in set(expected) & set(state_dict) if tuple(state_dict[k].shape) != expected[k])
-    if not (missing or unexpected or mismatched):
-        return
-    lines = [f"{source} does not match the LatentSync U-Net architecture inferred from it ({len(expected)} keys):"]
-    for title, items in (("missing", missing), ("unexpected", unexpected)):
-        if items:
-            shown = ", ".join(items[:MAX_LISTED]) + (", ..." if len(items) > MAX_LISTED else "")
-            lines.append(f"  {len(items)} {title} key(s): {shown}")
-    if mismatched:
-        shown = ", ".join(f"{k} {list(state_dict[k].shape)} (model {list(expected[k])})"
-                          for k in mismatched[:MAX_LISTED])
-        lines.append(f"  {len(mismatched)} key(s) with the wrong shape: {shown}")
-    lines.append(f"Expected {EXPECTED}; a partial or modified file cannot be loaded safely.")
-    raise CheckpointError("\n".join(lines))
+    """Strict check against the U-Net built from the inferred config (see checkpoints.check_state_dict)."""
+    check_keys(model, state_dict, source, "LatentSync U-Net", EXPECTED)
 
 
 def guess_trained_resolution(path: Path) -> int | None:
