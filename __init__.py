@@ -1,4 +1,5 @@
-"""ComfyUI-LatentSync: ComfyUI loads this file from custom_nodes/ and reads the two mappings below."""
+"""ComfyUI-LatentSync: ComfyUI loads this folder from custom_nodes/ and calls `comfy_entrypoint` (V3 node API)."""
+import importlib.util
 import os
 import sys
 
@@ -8,15 +9,23 @@ _PACK_DIR = os.path.dirname(os.path.abspath(__file__))
 if _PACK_DIR not in sys.path:
     sys.path.insert(0, _PACK_DIR)
 
-from latentsync_core import host as _host  # noqa: E402
+# pytest imports this file too, as the package of the checkout's root folder, when it collects the core
+# tests; ComfyUI (comfy_api) is absent there and there is nothing to register. Inside a ComfyUI that lacks
+# the V3 API the import below fails loudly instead.
+if importlib.util.find_spec("comfy_api") is not None or "comfy" in sys.modules:
+    from comfy_api.latest import ComfyExtension, io
 
-if __package__:
-    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
-else:
-    # Imported as a plain file rather than a package: pytest does this to a checkout whose folder name is
-    # not an identifier (e.g. ComfyUI-LatentSync). ComfyUI always imports it as a package.
-    from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+    from latentsync_core import host as _host
 
-_host.register_model_folders()
+    from .nodes import NODE_LIST
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+    _host.register_model_folders()
+
+    class LatentSyncExtension(ComfyExtension):
+        async def get_node_list(self) -> list[type[io.ComfyNode]]:
+            return list(NODE_LIST)
+
+    async def comfy_entrypoint() -> LatentSyncExtension:
+        return LatentSyncExtension()
+
+    __all__ = ["comfy_entrypoint"]

@@ -1,6 +1,6 @@
 """End-to-end lip-sync speed (seconds of compute per second of video) and peak RSS.
 
-    python bench/pipeline.py [--media ../shared/media] [--rows tiny,rss,full256,full512,gpu] [--repeats 3]
+    python bench/pipeline.py [--media ../shared/media] [--rows profile,tiny,rss,full256,full512,gpu] [--repeats 3]
 
 Every run is a fresh child process (`--child`), so its peak RSS is its own. Rows:
   sampler   the denoising loop alone (one 16-frame window, tiny U-Net, 20 steps, no I/O): where DeepCache
@@ -8,8 +8,14 @@ Every run is a fresh child process (`--child`), so its peak RSS is its own. Rows
   tiny      tiny random weights on CPU, first --tiny-frames frames of demo1: what the pipeline itself
             costs around the networks (decode, face tracking, VAE/U-Net calls, paste, encode).
             DeepCache off / 3 and CFG 1.5 / 1.0; ratios vs "tiny, CFG 1.5, DeepCache off".
+  profile   the end-to-end CLI path (`lipsync`, file to file) on tiny random weights, first --tiny-frames
+            frames of demo1: seconds and share of each stage (latentsync_core.profile: decode, detect, align,
+            whisper, vae_encode, unet, vae_decode, restore, encode; "other" is the rest of the wall time).
+            Decoding/detection and encoding run on their own threads, so shares can add up past 100 %.
   rss       peak RSS of a 10 s vs a 120 s 1080p output (demo1 + its audio, and the audio tiled to 120 s,
-            which the pipeline pingpongs the 10 s clip over). Streaming means the two should be within 20 %.
+            which the pipeline pingpongs the 10 s clip over), and of the 10 s clip with its audio tiled to
+            10 min (loop mode trim_audio: the output stops with the video, the audio is read and its Whisper
+            features prepared). Streaming means all three should be within 20 %.
   full256 / full512
             full-size random weights (the 1.3 B-parameter U-Net, the SD VAE, Whisper tiny) at 256 / 512 px:
             --full-windows windows of 16 frames at --full-steps steps (CPU: a few windows; the per-step cost
@@ -62,7 +68,6 @@ def child(spec: dict) -> dict:
     import torch
 
     from latentsync_core import host
-    from latentsync_core.media.audio_file import AudioClip, read_audio
     from latentsync_core.pipeline import LipsyncOptions, SamplerOptions, lipsync, load_models
     from latentsync_core.fixtures import write_fixtures
 
@@ -78,18 +83,20 @@ def child(spec: dict) -> dict:
         else:
             resolution = spec["resolution"]
             unet, vae, whisper = _full_models(tmp, resolution, device, dtype)
-        audio = read_audio(spec["audio"])
-        if spec.get("audio_seconds"):
-            reps = int(np.ceil(spec["audio_seconds"] * audio.sample_rate / audio.num_samples))
-            tiled = np.tile(audio.samples, (1, reps))[:, :int(spec["audio_seconds"] * audio.sample_rate)]
-            audio = AudioClip(tiled, audio.sample_rate)
+        audio = spec["audio"]  # a file, as the CLI gets it (longer tracks are written by the parent)
         sampler = SamplerOptions(steps=spec["steps"], guidance=spec["cfg"], deepcache_interval=spec["deepcache"])
-        options = LipsyncOptions(sampler=sampler, resolution=resolution, max_frames=spec.get("max_frames"))
-        start = time.perf_counter()
-        result = lipsync(spec["video"], audio, tmp / "out.mp4", unet=unet, vae=vae, whisper=whisper, options=options)
-        seconds = time.perf_counter() - start
+        options = LipsyncOptions(sampler=sampler, resolution=resolution, max_frames=spec.get("max_frames"),
+                                 loop_mode=spec.get("loop_mode", "pingpong"))
+        from latentsync_core.profile import Profile
+
+        with Profile() as profile:
+            start = time.perf_counter()
+            result = lipsync(spec["video"], audio, tmp / "out.mp4", unet=unet, vae=vae, whisper=whisper,
+                             options=options)
+            seconds = time.perf_counter() - start
     return {"seconds": seconds, "video_seconds": result.video_seconds, "frames": result.frames,
-            "windows": result.stats.windows, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "windows": result.stats.windows, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "stages": dict(profile.seconds)}
 
 
 def sampler_rows(repeats: int) -> list[tuple[str, float]]:
@@ -116,6 +123,24 @@ def sampler_rows(repeats: int) -> list[tuple[str, float]]:
 
 
 # --------------------------------------------------------------------------- parent
+_SCRATCH = tempfile.TemporaryDirectory(prefix="latentsync-bench-")
+
+
+def tiled_audio(path: str, seconds: float) -> str:
+    """A wav of `path`'s audio repeated to `seconds` (made here, so the children's RSS never holds it)."""
+    import numpy as np
+    from scipy.io import wavfile
+
+    from latentsync_core.media.audio_file import read_audio
+
+    clip = read_audio(path)
+    reps = int(np.ceil(seconds * clip.sample_rate / clip.num_samples))
+    tiled = np.tile(clip.samples, (1, reps))[:, :int(seconds * clip.sample_rate)]
+    out = Path(_SCRATCH.name) / f"audio_{seconds:g}s.wav"
+    wavfile.write(out, clip.sample_rate, np.ascontiguousarray(tiled.T))
+    return str(out)
+
+
 def run_child(spec: dict, threads: int | None) -> dict:
     env = dict(os.environ, LATENTSYNC_PROGRESS="0")
     if threads:
@@ -172,14 +197,21 @@ def main(argv=None) -> int:
         for name, seconds in results:
             print(f"| {name} | {seconds:.2f} | {seconds / results[0][1]:.2f}x |")
     base = {"video": video, "audio": audio, "weights": "tiny", "steps": 20, "cfg": 1.5, "deepcache": 0}
+    if "profile" in rows:
+        runs = [run_child({**base, "deepcache": 3, "max_frames": args.tiny_frames}, args.threads)
+                for _ in range(args.repeats)]
+        print_profile(runs, f"tiny random weights, CPU, first {args.tiny_frames} frames of demo1, 20 steps, "
+                            f"CFG 1.5, DeepCache 3")
     if "tiny" in rows:
         for name, extra in (("tiny CPU, CFG 1.5, DeepCache off", {}), ("tiny CPU, CFG 1.5, DeepCache 3", {"deepcache": 3}),
                             ("tiny CPU, CFG 1.0, DeepCache off", {"cfg": 1.0})):
             add(name, {**base, **extra, "max_frames": args.tiny_frames}, args.repeats)
     if "rss" in rows:
         for seconds in (float(s) for s in args.rss_seconds.split(",")):
-            spec = {**base, "steps": args.rss_steps, "audio_seconds": seconds}
+            spec = {**base, "steps": args.rss_steps, "audio": tiled_audio(audio, seconds)}
             add(f"RSS: {seconds:g} s of 1080p output (tiny, {args.rss_steps} steps)", spec, 1)
+        spec = {**base, "steps": args.rss_steps, "audio": tiled_audio(audio, 600.0), "loop_mode": "trim_audio"}
+        add(f"RSS: 10 s of 1080p output, 10 min audio track (tiny, {args.rss_steps} steps)", spec, 1)
     for res in (256, 512):
         if f"full{res}" in rows:
             spec = {**base, "weights": "full", "resolution": res, "steps": args.full_steps,
@@ -207,12 +239,33 @@ def main(argv=None) -> int:
     for name, r in table:
         rate = r["seconds"] / r["video_seconds"]
         print(f"| {name} | {r['frames']} | {r['windows']} | {rate:.2f} | {rate / first:.2f}x | {r['rss_mb']:.0f} |")
-    rss = [r for name, r in table if name.startswith("RSS:")]
-    if len(rss) == 2:
-        diff = abs(rss[1]["rss_mb"] - rss[0]["rss_mb"]) / rss[0]["rss_mb"]
-        print(f"\nRSS flatness: {rss[0]['rss_mb']:.0f} MB ({rss[0]['frames']} frames) vs {rss[1]['rss_mb']:.0f} MB "
-              f"({rss[1]['frames']} frames): {100 * diff:.1f} % apart (target <= 20 %)")
+    rss = [(name, r) for name, r in table if name.startswith("RSS:")]
+    if len(rss) >= 2:
+        base_name, base_run = rss[0]
+        for name, r in rss[1:]:
+            diff = (r["rss_mb"] - base_run["rss_mb"]) / base_run["rss_mb"]
+            print(f"\nRSS flatness: {name[5:]}: {r['rss_mb']:.0f} MB vs {base_name[5:]}: {base_run['rss_mb']:.0f} MB: "
+                  f"{100 * diff:+.1f} % (target within 20 %)")
     return 0
+
+
+STAGES = ("decode", "detect", "align", "audio_load", "whisper", "vae_encode", "unet", "vae_decode", "restore",
+          "encode")
+
+
+def print_profile(runs: list[dict], title: str) -> None:
+    """Median seconds per stage over the runs, and each stage's share of the run's wall time."""
+    wall = statistics.median(r["seconds"] for r in runs)
+    names = list(STAGES) + sorted({k for r in runs for k in r["stages"]} - set(STAGES))
+    print(f"\n| stage ({title}) | seconds | share of wall time |\n|---|---|---|")
+    counted = 0.0
+    for name in names:
+        seconds = statistics.median(r["stages"].get(name, 0.0) for r in runs)
+        counted += seconds
+        print(f"| {name} | {seconds:.2f} | {100 * seconds / wall:.1f} % |")
+    print(f"| other (glue, waiting on the overlapped threads) | {max(wall - counted, 0):.2f} | "
+          f"{100 * max(wall - counted, 0) / wall:.1f} % |")
+    print(f"| **wall** ({runs[0]['frames']} frames, {len(runs)} runs, median) | {wall:.2f} | 100 % |")
 
 
 if __name__ == "__main__":

@@ -25,21 +25,30 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m latentsync_core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="lip-sync a video to an audio track")
-    run.add_argument("--video", help="input video (default: the sample clip)")
-    run.add_argument("--audio", help="driving audio (default: the sample's audio)")
-    run.add_argument("--out", help="output mp4 (default: <output dir>/latentsync_<video name>.mp4)")
+    add_run_arguments(sub.add_parser("run", help="lip-sync a video to an audio track"))
+    _add_other_commands(sub)
+    return parser
+
+
+def add_run_arguments(run: argparse.ArgumentParser, inputs: bool = True) -> argparse.ArgumentParser:
+    """The `run` options; `batch` reuses them (without the input/output files) as its per-job options."""
+    if inputs:
+        run.add_argument("--video", help="input video (default: the sample clip)")
+        run.add_argument("--audio", help="driving audio (default: the sample's audio)")
+        run.add_argument("--out", help="output mp4 (default: <output dir>/latentsync_<video name>.mp4)")
     run.add_argument("--weights", choices=["official", "random-tiny"], default="official",
                      help="official checkpoints from the models folder, or tiny random fixtures (smoke test: NOT a lip-sync)")
     run.add_argument("--no-download", action="store_true", help="never try to download missing official weights")
     run.add_argument("--steps", type=int, default=20)
     run.add_argument("--cfg", type=float, default=1.5)
     run.add_argument("--seed", type=int, default=1247)
-    run.add_argument("--deepcache", type=int, default=0, help="DeepCache interval (0 = off; the official uses 3)")
+    run.add_argument("--deepcache", type=int, default=3,
+                     help="DeepCache interval (default 3, as the official inference.sh; 0 = off, exact)")
     run.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmpp_2m", "euler"],
                      help="noise scheduler (ddim = official)")
-    run.add_argument("--noise", default="shared", choices=["shared", "per-window", "per-frame"],
-                     help="initial noise: one draw for the whole video (official), per window, or per frame")
+    run.add_argument("--noise", default="shared", choices=["shared", "per-window", "per-frame", "official"],
+                     help="initial noise: one draw for the whole video, per window, or per frame; official: that one "
+                          "draw made as the official makes it (on the compute device, in the model dtype)")
     run.add_argument("--mean-latents", action="store_true",
                      help="encode faces with the VAE posterior mean instead of a sample (official: sample)")
     run.add_argument("--loop-mode", default="pingpong", choices=["pingpong", "loop", "freeze", "trim_audio"],
@@ -48,19 +57,49 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="when the video is longer than the audio: cut it (official) or keep the rest unchanged")
     run.add_argument("--silence", action="store_true", help="keep the original mouth on silent frames")
     run.add_argument("--max-frames", type=int, default=None, help="stop after this many output frames (preview)")
+    run.add_argument("--frame-spacing", default="auto", type=_spacing,
+                     help="training-rate spacing of each 16-frame window: auto (above 37.5 fps, windows of frames "
+                          "round(fps/25) apart, interleaved so every frame is still generated), off, or a stride N")
+    run.add_argument("--no-official-length", dest="official_length", action="store_false",
+                     help="end the output with the audio instead of the official length (1-2 frames longer)")
+    run.add_argument("--batch", default="1", type=_batch,
+                     help="16-frame windows per U-Net call: N, or auto (from free GPU memory; halved on out-of-memory)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the U-Net (slow first window, faster after)")
     run.add_argument("--resolution", type=int, default=None,
                      help="face crop size (default: the U-Net's; 256 for LatentSync 1.5, 512 for 1.6)")
     run.add_argument("--dtype", default="auto", choices=["auto", "fp16", "bf16", "fp32"])
-    run.add_argument("--detector", default="bundled", choices=["bundled", "insightface"])
+    run.add_argument("--detector", default="auto", choices=["auto", "bundled", "insightface"],
+                     help="auto: insightface buffalo_l (official) when installed, else the bundled dlib detector")
     run.add_argument("--detect-every", type=int, default=None,
                      help="run the face detector every N frames, tracking landmarks in between (default 1)")
+    return run
 
+
+def _spacing(value: str):
+    if value in ("auto", "off"):
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"--frame-spacing takes auto, off or a stride >= 1, not {value!r}")
+
+
+def _batch(value: str):
+    if value == "auto":
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"--batch takes auto or a number of windows >= 1, not {value!r}")
+
+
+def _add_other_commands(sub) -> None:
     dl = sub.add_parser("download", help="fetch the official weights into the models folder")
     dl.add_argument("--include-syncnet", action="store_true")
     from .train.cli import add_subcommands  # score / prepare / train (the training issue)
 
     add_subcommands(sub)
-    return parser
+    from .batch.cli import add_subcommand as add_batch  # Ray itself is imported only when a batch runs
+
+    add_batch(sub)
 
 
 def _cmd_download(args) -> int:
@@ -74,12 +113,17 @@ def _cmd_download(args) -> int:
     return EXIT_OK
 
 
-def _cmd_run(args) -> int:
+def ensure_weights(args) -> None:
+    """Official weights present (fetched unless --no-download); random-tiny needs nothing."""
     if args.weights == "official":
         if model_files.missing_models() and not args.no_download:
             log.info("official weights missing; trying to download them")
             model_files.download_models()
         model_files.require_models()
+
+
+def _cmd_run(args) -> int:
+    ensure_weights(args)
     try:
         from .pipeline import run_cli  # lands with the sampler/pipeline issue
     except ImportError as exc:

@@ -8,11 +8,13 @@ importable and testable without ComfyUI.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
+import weakref
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import torch
 
@@ -246,10 +248,10 @@ def temp_dir() -> Path:
     return path
 
 
-def input_dir() -> Path | None:
+def input_dir() -> Path:
     if _folder_paths is not None:
         return Path(_folder_paths.get_input_directory())
-    return None
+    return Path(os.environ.get("LATENTSYNC_INPUT_DIR", "input")).resolve()
 
 
 # --------------------------------------------------------------------------- model management
@@ -299,8 +301,25 @@ def manage_model(module: torch.nn.Module, kind: str):
         except ImportError:  # a partial ComfyUI (test doubles): manage locally
             _model_patcher = None
         if _model_patcher is not None:
+            _COMFY_MANAGED.add(module)
             return _model_patcher.ModelPatcher(holder, load_device=get_device(), offload_device=offload_device())
     return LocalModelPatcher(holder, get_device(), offload_device())
+
+
+# Networks whose device placement belongs to ComfyUI's model manager (weak: a dropped model leaves the set).
+_COMFY_MANAGED: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
+
+
+def release_module(module: torch.nn.Module) -> None:
+    """Done with `module` for now: free its compute-device memory for the next stage.
+
+    A network ComfyUI's model manager holds stays where the manager put it: moving it ourselves would
+    leave the manager believing it is loaded, and the manager offloads it anyway when another model
+    needs the memory. Anything else (CLI, tests) moves to the offload device.
+    """
+    if module in _COMFY_MANAGED:
+        return
+    module.to(offload_device())
 
 
 def is_managed(value, kind: str | None = None) -> bool:
@@ -376,29 +395,67 @@ def video_from_file(path: str | os.PathLike):
     return FileVideo(path)
 
 
-def video_source_path(video) -> Path | None:
+def _encodes_to_stream(video) -> bool:
+    """True for a ComfyUI VIDEO whose stream source would be made by encoding its frames (comfy_api's default
+    `get_stream_source`, e.g. VideoFromComponents): its frames are already in memory, use them directly."""
+    if _folder_paths is None:
+        return False
+    try:
+        from comfy_api.latest import Input
+    except ImportError:
+        return False
+    return isinstance(video, Input.Video) and type(video).get_stream_source is Input.Video.get_stream_source
+
+
+@contextlib.contextmanager
+def video_source_file(video) -> Iterator[Path | None]:
     """The file a VIDEO value reads from, so it can be decoded chunk by chunk (None for in-memory frames).
 
     ComfyUI's VideoFromFile exposes it through `get_stream_source()`: a path, or a BytesIO for uploads
-    held in memory, which is written to the temp folder once so it too can be streamed.
+    held in memory. Such an upload is written to the temp folder so it too can be streamed, and the copy
+    is removed when the block ends (every run would otherwise leave a full copy of the video behind).
     """
     get_source = getattr(video, "get_stream_source", None)
-    if not callable(get_source):
-        return None
-    source = get_source()
+    source = get_source() if callable(get_source) and not _encodes_to_stream(video) else None
     if isinstance(source, (str, os.PathLike)):
-        return Path(source) if Path(source).is_file() else None
-    if callable(getattr(source, "read", None)) and callable(getattr(source, "seek", None)):
-        import shutil
-        import uuid
+        yield Path(source) if Path(source).is_file() else None
+        return
+    if not (callable(getattr(source, "read", None)) and callable(getattr(source, "seek", None))):
+        yield None
+        return
+    import shutil
+    import uuid
 
-        path = temp_dir() / f"video_source_{uuid.uuid4().hex}.mp4"
+    path = temp_dir() / f"video_source_{uuid.uuid4().hex}.mp4"
+    try:
         source.seek(0)
         with open(path, "wb") as out:
             shutil.copyfileobj(source, out, 1 << 20)
         source.seek(0)
-        return path
-    return None
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def confined_path(base: str | os.PathLike, name: str, input_name: str) -> Path:
+    """`name` (relative to `base`, or absolute but inside it) as a path inside the folder `base`.
+
+    Every user-supplied name that becomes a path goes through here, so a prompt cannot read or write
+    outside ComfyUI's folders with `..` or an absolute path. The check is lexical, like ComfyUI's own
+    savers: a symlink the user placed inside `base` may still point elsewhere.
+    """
+    from .errors import LatentSyncError
+
+    text = str(name).strip()
+    root = Path(os.path.abspath(base))
+    if not text:
+        raise LatentSyncError(f"the {input_name!r} input is empty: type a name inside {root}")
+    given = Path(text).expanduser()
+    path = Path(os.path.abspath(given if given.is_absolute() else root / given))
+    if path != root and root not in path.parents:
+        raise LatentSyncError(f"the {input_name!r} input {text!r} points outside {root}: use a name relative to that "
+                              "folder, without '..' (put the files there, or link them in)")
+    return path
 
 
 def next_output_path(filename_prefix: str, extension: str = "mp4", width: int = 0, height: int = 0) -> tuple[Path, str]:
@@ -407,13 +464,12 @@ def next_output_path(filename_prefix: str, extension: str = "mp4", width: int = 
     `filename_prefix` may hold subfolders ("latentsync/clip") and ComfyUI's %date% style tokens inside ComfyUI.
     """
     root = output_dir()
+    confined_path(root, filename_prefix, "filename_prefix")
     if _folder_paths is not None:
         folder, name, counter, subfolder, _ = _folder_paths.get_save_image_path(filename_prefix, str(root), width, height)
         folder = Path(folder)
     else:
-        relative = Path(os.path.normpath(filename_prefix))
-        if relative.is_absolute() or relative.parts[:1] == ("..",):
-            raise ValueError(f"filename_prefix {filename_prefix!r} must stay inside the output folder {root}")
+        relative = confined_path(root, filename_prefix, "filename_prefix").relative_to(root)
         folder, name = root / relative.parent, relative.name
         subfolder = "" if relative.parent == Path(".") else relative.parent.as_posix()
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
-"""Thin ComfyUI node classes; every node calls into latentsync_core and holds no model logic.
+"""Thin ComfyUI V3 node classes; every node calls into latentsync_core and holds no model logic.
 
-Each module in this package exports its own NODE_CLASS_MAPPINGS / NODE_DISPLAY_NAME_MAPPINGS;
-they are merged here in a fixed order.
+Each module in this package exports its `NODES` list; they are joined here in a fixed order (the order
+of the node menu).
 """
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ _NODE_MODULES: list[str] = [
     "loaders", "audio", "faces", "sampler", "paste", "length", "all_in_one", "training",
 ]
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+NODE_LIST: list[type] = []
 
 for _name in _NODE_MODULES:
-    _module = importlib.import_module(f".{_name}", __name__)
-    NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
-    NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)
+    NODE_LIST.extend(importlib.import_module(f".{_name}", __name__).NODES)

@@ -1,4 +1,4 @@
-"""What every node module shares: the category, the custom type names, and input checks.
+"""What every node module shares: the category, the custom socket types, shared inputs and input checks.
 
 Not a node module itself (it is absent from `_NODE_MODULES`). The checks here only verify that a
 socket received the kind of value its type promises and turn ComfyUI's loose typing into a
@@ -10,11 +10,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
+from comfy_api.latest import io
 
 from latentsync_core import host
-from latentsync_core.errors import InputMismatchError, LatentSyncError
+from latentsync_core.errors import LatentSyncError
 
 log = logging.getLogger("latentsync")
 
@@ -26,11 +26,25 @@ FACE_DETECTOR = "LATENTSYNC_FACE_DETECTOR"
 AUDIO_FEATURES = "LATENTSYNC_AUDIO"
 FACES = "LATENTSYNC_FACES"
 
-# 30000/1001 reaches us as the float 29.97002997...; within this relative distance two rates are one.
-FPS_TOLERANCE = 1e-5
+# The V3 socket types of the values above (the type names are what saved workflows store on their links).
+UnetType = io.Custom(UNET)
+WhisperType = io.Custom(WHISPER)
+FaceDetectorType = io.Custom(FACE_DETECTOR)
+AudioFeaturesType = io.Custom(AUDIO_FEATURES)
+FacesType = io.Custom(FACES)
 
-FPS_INPUT = ("FLOAT", {"default": 25.0, "min": 1.0, "max": 240.0, "step": 0.001,
-                       "tooltip": "Frame rate of the video: connect GetVideoComponents' fps output."})
+
+
+
+def fps_input() -> io.Float.Input:
+    return io.Float.Input("fps", default=25.0, min=1.0, max=240.0, step=0.001,
+                          tooltip="Frame rate of the video: connect GetVideoComponents' fps output.")
+
+
+def output(kind, name: str, tooltip: str):
+    """An output socket shown as `name`. Its id gets a suffix because V3 ids must differ from input ids
+    (Length Adjust and Paste Back return `images`, Train returns `unet`); the UI and API see only the name."""
+    return kind.Output(f"{name}_out", display_name=name, tooltip=tooltip)
 
 
 def require_model(value: Any, kind: str, input_name: str, loader: str):
@@ -41,9 +55,13 @@ def require_model(value: Any, kind: str, input_name: str, loader: str):
     return value
 
 
-def same_fps(a: Any, b: Any) -> bool:
-    a, b = float(a), float(b)
-    return abs(a - b) <= FPS_TOLERANCE * max(abs(a), abs(b))
+def require_choice(value: Any, options: list, input_name: str):
+    """`value` when it is one of `options`. ComfyUI 0.3.64 does not check V3 combo values itself, so an API
+    prompt could send anything; this names the input and the valid choices instead of failing deeper down."""
+    if value not in options:
+        raise LatentSyncError(f"the {input_name!r} input is {value!r}; choose one of: "
+                              f"{', '.join(str(o) for o in options)}")
+    return value
 
 
 # --------------------------------------------------------------------------- values on the custom sockets
@@ -57,35 +75,44 @@ class DetectorSettings:
     face_choice: Any = "largest"
 
 
-@dataclass
-class AlignedFaces:
-    """LATENTSYNC_FACES: the aligned crops of one video and what is needed to sample and paste them.
-
-    crops uint8 [N, R, R, 3]; info: latentsync_core.face.FaceCropInfo (affines, boxes, valid flags, crop
-    and frame sizes); mouth_mask float [R, R], 1 where the model regenerates, drawn with face.mouth_mask's
-    `mask_shape`; fps of the video.
-    """
-
-    crops: np.ndarray
-    info: Any
-    mouth_mask: torch.Tensor
-    mask_shape: str
-    fps: float
-
-    def __len__(self) -> int:
-        return len(self.crops)
-
-    @property
-    def resolution(self) -> int:
-        return int(self.info.resolution)
+# LATENTSYNC_FACES carries latentsync_core.pipeline.AlignedFaces (crops, affines, valid flags, exact fps).
 
 
-def require_faces(value: Any, input_name: str = "face_data") -> AlignedFaces:
+def require_faces(value: Any, input_name: str = "face_data"):
+    from latentsync_core.pipeline import AlignedFaces
+
     if not isinstance(value, AlignedFaces):
         got = "nothing" if value is None else f"a {type(value).__name__}"
         raise LatentSyncError(f"the {input_name!r} input received {got}; connect the face_data output of a "
                               "Face Crop & Align (LatentSync) node to it")
     return value
+
+
+# --------------------------------------------------------------------------- IMAGE values, clamped
+_OVERSHOOT = "latentsync_overshoot"
+
+
+def clamped_image(raw: torch.Tensor) -> torch.Tensor:
+    """`raw` clamped to 0..1, ComfyUI's IMAGE convention, remembering what the clamp cut off.
+
+    The VAE's decode overshoots 0..1 a little, and the official restore (which the streaming path
+    follows) resizes and warps the faces before clipping. Paste Back adds the overshoot back
+    (`unclamped_frames`) so the graph still gives the stream's frames. It is kept sparse (only the
+    values outside 0..1), so it costs next to nothing with real weights; a node in between that makes
+    a new tensor drops it, and Paste Back then works on the clamped values it was given.
+    """
+    image = raw.clamp(0.0, 1.0)
+    setattr(image, _OVERSHOOT, (raw - image).to_sparse())
+    return image
+
+
+def unclamped_frames(image: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Frames `index` of an IMAGE with the overshoot `clamped_image` cut off added back (when it has one)."""
+    frames = image[index]
+    overshoot = getattr(image, _OVERSHOOT, None)
+    if overshoot is not None and overshoot.shape == image.shape:
+        frames = frames + overshoot.index_select(0, index).to_dense()
+    return frames
 
 
 # --------------------------------------------------------------------------- U-Net resolution
@@ -120,41 +147,32 @@ def auto_resolution(unet_module: Any) -> int:
     return 8 * 2 ** len(widths)
 
 
-def check_fps_match(faces_fps: float, audio_fps: float) -> None:
-    if not same_fps(faces_fps, audio_fps):
-        raise InputMismatchError(
-            f"the audio features were cut for {float(audio_fps):g} fps but the faces come from a "
-            f"{float(faces_fps):g} fps video: connect GetVideoComponents' fps output to the fps inputs of both "
-            "Audio Features and Face Crop & Align")
-
-
-def sampler_inputs() -> dict[str, tuple]:
+def sampler_inputs() -> list:
     """The denoising settings, shared by the Sampler and the all-in-one node (defaults: the official run)."""
     from latentsync_core.pipeline import SamplerOptions
     from latentsync_core.sampler import NOISE_MODES, scheduler_names
 
     defaults = SamplerOptions()
-    return {
-        "seed": ("INT", {"default": defaults.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
-                         "tooltip": "Seed of the initial noise and the VAE samples; the same seed gives the same video."}),
-        "steps": ("INT", {"default": defaults.steps, "min": 1, "max": 200, "tooltip":
-                          "Denoising steps per 16-frame window (official: 20)."}),
-        "cfg": ("FLOAT", {"default": defaults.guidance, "min": 0.0, "max": 10.0, "step": 0.05, "tooltip":
-                          "Audio guidance scale (official: 1.5). Higher follows the audio more strongly; 1.0 "
-                          "halves the work by skipping the unconditioned pass."}),
-        "scheduler": (scheduler_names(), {"default": defaults.scheduler, "tooltip":
-                                          "ddim is the official sampler; dpmpp_2m and euler reach similar quality "
-                                          "in fewer steps."}),
-        "deepcache_interval": ("INT", {"default": defaults.deepcache_interval, "min": 0, "max": 10, "tooltip":
-                                       "DeepCache: run the full U-Net only every N steps and reuse its deep "
-                                       "features in between (about 2x faster at 3; 0 = off, exact)."}),
-        "noise_mode": (list(NOISE_MODES), {"default": defaults.noise_mode, "tooltip":
-                                           "shared: one noise for the whole video (official, steadiest texture); "
-                                           "per-window / per-frame: fresh noise per window or per frame."}),
-        "silence_gating": ("BOOLEAN", {"default": False, "tooltip":
-                                       "Keep the original mouth on frames marked silent (turn on silence "
-                                       "detection in Audio Features): no mumbling during pauses."}),
-    }
+    return [
+        io.Int.Input("seed", default=defaults.seed, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                     tooltip="Seed of the initial noise and the VAE samples; the same seed gives the same video."),
+        io.Int.Input("steps", default=defaults.steps, min=1, max=200,
+                     tooltip="Denoising steps per 16-frame window (official: 20)."),
+        io.Float.Input("cfg", default=defaults.guidance, min=0.0, max=10.0, step=0.05,
+                       tooltip="Audio guidance scale (official: 1.5). Higher follows the audio more strongly; 1.0 "
+                               "halves the work by skipping the unconditioned pass."),
+        io.Combo.Input("scheduler", options=scheduler_names(), default=defaults.scheduler,
+                       tooltip="ddim is the official sampler; dpmpp_2m and euler reach similar quality in fewer steps."),
+        io.Int.Input("deepcache_interval", default=defaults.deepcache_interval, min=0, max=10,
+                     tooltip="DeepCache: run the full U-Net only every N steps and reuse its deep features in "
+                             "between (about 2x faster at 3; 0 = off, exact)."),
+        io.Combo.Input("noise_mode", options=list(NOISE_MODES), default=defaults.noise_mode,
+                       tooltip="shared: one noise for the whole video (official, steadiest texture); per-window / "
+                               "per-frame: fresh noise per window or per frame."),
+        io.Boolean.Input("silence_gating", default=False,
+                         tooltip="Keep the original mouth on frames marked silent (turn on silence detection in "
+                                 "Audio Features): no mumbling during pauses."),
+    ]
 
 
 def sampler_options(seed: int, steps: int, cfg: float, scheduler: str, deepcache_interval: int, noise_mode: str):

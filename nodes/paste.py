@@ -1,9 +1,11 @@
 """Paste Back (Blend): put the generated faces back into the original frames."""
 from __future__ import annotations
 
-from .common import CATEGORY, FACES, require_faces
+from comfy_api.latest import io
 
-BLENDS = ["crop_box", "mouth"]
+from .common import CATEGORY, FacesType, output, require_choice, require_faces, unclamped_frames
+
+BLENDS = ["crop_box", "mouth", "seamless"]
 PASTE_CHUNK = 16  # frames converted and blended at a time
 
 
@@ -26,60 +28,69 @@ def check_paste_inputs(images, generated_faces, faces) -> None:
             f"but 'face_data' describes {len(faces)} faces of {r}x{r}: connect the Sampler that used this face_data")
 
 
-class LatentSyncPasteBack:
-    DESCRIPTION = ("Warps each generated face back into its frame and blends it in with a soft edge. Frames "
-                   "whose face was not changed (no face, silent, past the audio) come back untouched.")
-    CATEGORY = CATEGORY
-    FUNCTION = "paste"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("The original frames with the new mouths.",)
+class LatentSyncPasteBack(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="LatentSyncPasteBack", display_name="Paste Back (Blend, LatentSync)", category=CATEGORY,
+            description="Warps each generated face back into its frame and blends it in with a soft edge. Frames "
+                        "whose face was not changed (no face, silent, past the audio) come back untouched.",
+            inputs=[
+                io.Image.Input("images", tooltip="The original frames (the ones Face Crop & Align cropped)."),
+                io.Image.Input("generated_faces", tooltip="The Sampler's generated_faces."),
+                FacesType.Input("face_data", tooltip="From Face Crop & Align: where each face goes back."),
+                io.Combo.Input("blend", options=BLENDS, default="crop_box",
+                               tooltip="crop_box: paste the whole face crop with a soft edge (official). mouth: change "
+                                       "only the regenerated mouth area, feathered, and keep the rest of the face as "
+                                       "it was. seamless: the mouth area with a feathered edge plus colour and "
+                                       "brightness matching at the edge, so no seam shows (frame pixels outside it "
+                                       "are untouched)."),
+                io.Float.Input("feather", default=8.0, min=0.0, max=64.0, step=0.5,
+                               tooltip="With blend = mouth: width in crop pixels of the soft edge around the mouth "
+                                       "area."),
+            ],
+            outputs=[output(io.Image, "images", "The original frames with the new mouths.")],
+        )
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "images": ("IMAGE", {"tooltip": "The original frames (the ones Face Crop & Align cropped)."}),
-            "generated_faces": ("IMAGE", {"tooltip": "The Sampler's generated_faces."}),
-            "face_data": (FACES, {"tooltip": "From Face Crop & Align: where each face goes back."}),
-            "blend": (BLENDS, {"default": "crop_box", "tooltip":
-                               "crop_box: paste the whole face crop with a soft edge (official). mouth: change only "
-                               "the regenerated mouth area, feathered, and keep the rest of the face as it was."}),
-            "feather": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 64.0, "step": 0.5, "tooltip":
-                                  "With blend = mouth: width in crop pixels of the soft edge around the mouth area."}),
-        }}
-
-    def paste(self, images, generated_faces, face_data, blend: str, feather: float):
-        import numpy as np
-        import torch
-
-        from latentsync_core import host
-        from latentsync_core.convert import image_to_uint8, uint8_to_image
-        from latentsync_core.face import mouth_mask, restore_faces
-        from latentsync_core.pipeline import faces_to_tensor
-
-        faces = require_faces(face_data)
-        check_paste_inputs(images, generated_faces, faces)
-        generated_u8 = image_to_uint8(generated_faces)
-        # A face identical to its aligned original was not regenerated: leaving its frame alone keeps it
-        # bit-identical instead of resampling the face region for nothing.
-        changed = np.asarray(faces.info.valid, bool) & (generated_u8 != faces.crops).reshape(len(faces), -1).any(axis=1)
-        region = mouth_mask(faces.resolution, faces.mask_shape, feather)[None, None] if blend == "mouth" else None
-
-        out = images.clone()
-        index = np.flatnonzero(changed)
-        with host.Progress(len(index), "pasting faces") as progress:
-            for start in range(0, len(index), PASTE_CHUNK):
-                host.check_interrupt()
-                part = index[start:start + PASTE_CHUNK]
-                new = faces_to_tensor(generated_faces[torch.from_numpy(part)])
-                if region is not None:
-                    new = new * region + faces_to_tensor(faces.crops[part]) * (1 - region)
-                frames = image_to_uint8(images[torch.from_numpy(part)])
-                restored = restore_faces(frames, new, faces.info.affines[part], inplace=True)
-                out[torch.from_numpy(part)] = uint8_to_image(restored)
-                progress.update(len(part))
-        return (out,)
+    def execute(cls, images, generated_faces, face_data, blend: str, feather: float) -> io.NodeOutput:
+        return io.NodeOutput(paste_faces(images, generated_faces, face_data, blend, feather))
 
 
-NODE_CLASS_MAPPINGS = {"LatentSyncPasteBack": LatentSyncPasteBack}
-NODE_DISPLAY_NAME_MAPPINGS = {"LatentSyncPasteBack": "Paste Back (Blend, LatentSync)"}
+def paste_faces(images, generated_faces, face_data, blend: str, feather: float):
+    import numpy as np
+    import torch
+
+    from latentsync_core import host
+    from latentsync_core.convert import image_to_uint8, uint8_to_image
+    from latentsync_core.face import mouth_mask, restore_faces
+    from latentsync_core.pipeline import faces_to_tensor
+
+    faces = require_faces(face_data)
+    require_choice(blend, BLENDS, "blend")
+    check_paste_inputs(images, generated_faces, faces)
+    generated_u8 = image_to_uint8(generated_faces)
+    # A face identical to its aligned original was not regenerated: leaving its frame alone keeps it
+    # bit-identical instead of resampling the face region for nothing.
+    changed = np.asarray(faces.info.valid, bool) & (generated_u8 != faces.crops).reshape(len(faces), -1).any(axis=1)
+    region = mouth_mask(faces.resolution, faces.mask_shape, feather)[None, None] if blend == "mouth" else None
+
+    out = images.clone()
+    index = np.flatnonzero(changed)
+    with host.Progress(len(index), "pasting faces") as progress:
+        for start in range(0, len(index), PASTE_CHUNK):
+            host.check_interrupt()
+            part = index[start:start + PASTE_CHUNK]
+            new = faces_to_tensor(unclamped_frames(generated_faces, torch.from_numpy(part)))
+            if region is not None:
+                new = new * region + faces_to_tensor(faces.crops[part]) * (1 - region)
+            frames = image_to_uint8(images[torch.from_numpy(part)])
+            restored = restore_faces(frames, new, faces.info.affines[part], inplace=True,
+                                     blend="seamless" if blend == "seamless" else "crop_box",
+                                     mask_shape=faces.mask_shape)
+            out[torch.from_numpy(part)] = uint8_to_image(restored)
+            progress.update(len(part))
+    return out.clamp_(0.0, 1.0)  # IMAGE convention; pasted frames are uint8-exact already, the rest are the inputs
+
+
+NODES = [LatentSyncPasteBack]

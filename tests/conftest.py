@@ -9,6 +9,29 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("LATENTSYNC_PROGRESS", "0")
 
+COMFYUI_TESTS = Path(__file__).resolve().parent / "comfyui"
+
+
+def _in_comfyui_interpreter() -> bool:
+    """True under ComfyUI's own venv ($COMFYUI_PYTHON) or wherever comfy_api is importable already."""
+    import importlib.util
+    import sys
+
+    comfy_python = os.environ.get("COMFYUI_PYTHON")
+    if comfy_python and Path(os.path.abspath(comfy_python)).parent.parent == Path(os.path.abspath(sys.prefix)):
+        return True
+    return importlib.util.find_spec("comfy_api") is not None
+
+
+def pytest_ignore_collect(collection_path, config):
+    """tests/comfyui import ComfyUI itself and run under its venv: the core run (./.venv) leaves them out,
+    unless they are asked for by path, where their conftest fails loudly or skips with the reason."""
+    if collection_path != COMFYUI_TESTS:
+        return None
+    asked = any(COMFYUI_TESTS == Path(os.path.abspath(str(arg).split("::")[0])) or
+                COMFYUI_TESTS in Path(os.path.abspath(str(arg).split("::")[0])).parents for arg in config.args)
+    return None if asked or _in_comfyui_interpreter() else True
+
 
 def _media_dir() -> Path:
     return Path(os.environ.get("LATENTSYNC_MEDIA_DIR", REPO_ROOT.parent / "shared" / "media"))

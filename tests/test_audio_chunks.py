@@ -97,3 +97,20 @@ def test_bad_features():
         frame_audio_chunks(torch.zeros(0, 5, 4), 3, 25)
     with pytest.raises(AudioError, match="positions, layers, channels"):
         frame_audio_chunks(torch.zeros(10, 4), 3, 25)
+
+
+@pytest.mark.parametrize("seconds,rate", [(1.0, 16000), (2.37, 44100), (31.3, 48000), (0.5, 8000)])
+def test_official_frame_count_is_the_officials_chunk_count_of_the_real_features(tmp_path_factory, seconds, rate):
+    """Independently: resample the audio as the pipeline does, run the (fixture) Whisper encoder, count the
+    feature positions it really produces, and loop the official feature2chunks at 25 fps over them."""
+    import numpy as np
+
+    from latentsync_core.audio import load_whisper, model_waveform, official_frame_count, whisper_features
+    from latentsync_core.audio.tiny import write_fixture
+
+    (path,) = write_fixture(tmp_path_factory.mktemp("whisper_len"), seed=0)
+    whisper = load_whisper(path, "cpu", torch.float32)
+    samples = (0.1 * np.sin(np.arange(int(seconds * rate)) * 0.05)).astype(np.float32)
+    positions = whisper_features(whisper, model_waveform(samples, rate)).shape[0]
+    assert official_frame_count(len(samples), rate, 25) == official_loop_count(positions, 25)
+    assert official_frame_count(len(samples), rate, 25) - frames_with_audio(len(samples), rate, 25) in (1, 2)

@@ -131,7 +131,14 @@ def test_filters_drop_and_record(source_dir, tmp_path, fixture_models):
     strict = PrepareOptions(resolution=64, segment_seconds=1.6, min_sync_confidence=10.0)  # unreachable (max 2)
     dropped = prepare_dataset(only, tmp_path / "strict", strict, syncnet=syncnet)
     assert dropped.clips == 0 and dropped.dropped_sync == 1
-    kept = prepare_dataset(only, tmp_path / "kept", PrepareOptions(resolution=64, segment_seconds=1.6, max_offset=15),
+    # The default relative filter (official threshold on StableSyncNet's scale) judges random weights
+    # arbitrarily; ratio 1 (confidence >= the whole median distance) is unreachable, so it drops.
+    unclear = prepare_dataset(only, tmp_path / "unclear", PrepareOptions(resolution=64, segment_seconds=1.6,
+                                                                         max_offset=15, min_sync_ratio=1.0),
+                              syncnet=syncnet)
+    assert unclear.clips == 0 and unclear.dropped_sync == 1
+    kept = prepare_dataset(only, tmp_path / "kept", PrepareOptions(resolution=64, segment_seconds=1.6, max_offset=15,
+                                                                   min_sync_ratio=0),
                            syncnet=syncnet, quality=lambda crops: 55.0 + crops.shape[0] * 0)
     (record,) = load_clips(tmp_path / "kept")[1]
     assert record.sync_confidence is not None and abs(record.av_offset) <= 15 and record.quality == 55.0
@@ -186,3 +193,16 @@ def test_video_without_a_face_is_skipped_and_counted(tmp_path):
     assert report.clips == 0 and report.dropped_no_face == 1 and report.broken == 0
     state = json.loads((tmp_path / "out" / "prepared_sources.jsonl").read_text())
     assert state["status"] == "done" and state["clips"] == 0
+
+
+def test_sync_ratio_is_the_official_threshold_on_a_relative_scale():
+    from latentsync_core.data.prepare import passes_sync_ratio
+
+    default = PrepareOptions().min_sync_ratio
+    assert default == pytest.approx(3 / 14)
+    # SyncNet v2 scale: confidence 3 at a median distance of 14 is the official borderline.
+    assert passes_sync_ratio(3.0, 11.0, default) and not passes_sync_ratio(2.9, 11.1, default)
+    # The same criterion on StableSyncNet's unit-vector scale (median ~1.3).
+    assert passes_sync_ratio(0.3, 1.0, default) and not passes_sync_ratio(0.2, 1.1, default)
+    assert passes_sync_ratio(0.0, 1.0, None) and passes_sync_ratio(0.0, 1.0, 0)
+    assert PrepareOptions().detector == "auto"

@@ -1,5 +1,4 @@
 """The pack installs and loads the way ComfyUI loads custom nodes, and its metadata is consistent."""
-import json
 import os
 import re
 import subprocess
@@ -39,46 +38,30 @@ def test_core_imports_without_comfyui():
 
 
 def test_only_host_imports_comfy():
+    """latentsync_core talks to ComfyUI only through host.py; the nodes use only ComfyUI's public node API."""
     offenders = []
     for path in list((REPO / "latentsync_core").rglob("*.py")) + list((REPO / "nodes").rglob("*.py")):
         if path.name == "host.py" and path.parent.name == "latentsync_core":
             continue
         text = path.read_text()
-        if re.search(r"^\s*(import|from)\s+(comfy|folder_paths|comfy_api)\b", text, re.M):
+        if path.parent.name == "nodes":
+            text = re.sub(r"^\s*from\s+comfy_api\.latest\s+import\s+[\w, ]+$", "", text, flags=re.M)
+        if re.search(r"^\s*(import|from)\s+(comfy|folder_paths|comfy_api|comfy_extras|nodes)\b", text, re.M):
             offenders.append(str(path.relative_to(REPO)))
     assert offenders == []
 
 
-def test_pack_loads_like_comfyui_and_registers_model_folders(tmp_path):
-    """Load the root package the way ComfyUI's load_custom_node does, with folder_paths present."""
+def test_pack_root_imports_without_comfyui():
+    """pytest imports the checkout's __init__.py when it collects the core tests: it must not need ComfyUI."""
     script = f"""
-import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("ComfyUI_LatentSync", {str(REPO / '__init__.py')!r},
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("pack", {str(REPO / "__init__.py")!r},
                                               submodule_search_locations=[{str(REPO)!r}])
 module = importlib.util.module_from_spec(spec)
-sys.modules["ComfyUI_LatentSync"] = module
 spec.loader.exec_module(module)
-import folder_paths
-from latentsync_core import host
-print(json.dumps({{
-    "in_comfy": host.IN_COMFYUI,
-    "folders": {{k: v[0] for k, v in folder_paths.folder_names_and_paths.items()}},
-    "nodes": sorted(module.NODE_CLASS_MAPPINGS),
-    "display": sorted(module.NODE_DISPLAY_NAME_MAPPINGS),
-    "dtype": str(host.get_dtype()),
-}}))
+assert not hasattr(module, "comfy_entrypoint") and "comfy_api" not in sys.modules
 """
-    env = dict(os.environ, PYTHONPATH=str(FAKE_COMFY), FAKE_COMFY_ROOT=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True,
-                         capture_output=True, text=True).stdout
-    info = json.loads(out.strip().splitlines()[-1])
-    assert info["in_comfy"] is True
-    models = tmp_path / "models"
-    assert info["folders"]["latentsync"][0] == str(models / "latentsync")
-    assert info["folders"]["whisper"] == [str(models / "whisper"), str(models / "latentsync" / "whisper")]
-    assert info["folders"]["insightface"][0] == str(models / "insightface")
-    assert info["nodes"] == info["display"]
-    assert info["dtype"] == "torch.bfloat16"  # delegated to comfy.model_management.should_use_bf16
+    subprocess.run([sys.executable, "-c", script], check=True)
 
 
 def test_host_delegates_to_comfy_inside_comfyui(tmp_path):

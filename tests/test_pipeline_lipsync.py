@@ -175,7 +175,7 @@ def test_interrupt_mid_run_leaves_nothing_at_the_output(models, whisper, photo, 
 
 
 # ---------------------------------------------------------------- end to end
-def test_still_photo_is_frozen_to_the_audio_length(models, whisper, photo, tmp_path):
+def test_still_photo_is_frozen_to_the_official_length_of_the_audio(models, whisper, photo, tmp_path):
     from PIL import Image
 
     from latentsync_core.media.audio_file import AudioClip
@@ -188,8 +188,14 @@ def test_still_photo_is_frozen_to_the_audio_length(models, whisper, photo, tmp_p
     result = lipsync(still, tone, tmp_path / "still.mp4", unet=unet, vae=vae, whisper=whisper,
                      options=_options())
     info = probe_video(result.path)
-    assert info.num_frames == 25 and info.fps == 25 and (info.width, info.height) == (512, 512)
+    # 1 s at 16 kHz -> 100 mel frames -> 50 Whisper positions; the official appends chunks for frames
+    # i = 0, 1, ... and stops after the first whose centre int(2 i) passes 50: i = 26, so 27 frames.
+    assert info.num_frames == 27 and info.fps == 25 and (info.width, info.height) == (512, 512)
+    # The 25 frames that start before the audio ends get a new mouth; the 2 official extra frames do not.
     assert info.has_audio and result.stats.regenerated == 25 and result.stats.windows == 2
+    short = lipsync(still, tone, tmp_path / "short.mp4", unet=unet, vae=vae, whisper=whisper,
+                    options=_options(official_length=False))
+    assert probe_video(short.path).num_frames == 25
 
 
 @pytest.mark.media
@@ -226,14 +232,18 @@ def test_cli_reports_missing_models(tmp_path, monkeypatch, capsys):
     assert "latentsync_unet.pt" in err and "sd-vae-ft-mse" in err and "tiny.pt" in err
 
 
-@pytest.mark.parametrize("fps,frames", [(60, 60), (Fraction(24000, 1001), 24)])
-def test_odd_frame_rates_get_one_output_frame_per_frame_of_audio(models, whisper, photo, tmp_path, fps, frames):
+# 1 s of audio = 50 Whisper positions. Official length: chunks for i = 0, 1, ... up to the first i whose
+# centre floor(i * 50 / fps) passes 50 (60 fps: i = 62 -> 63 frames; 24000/1001: i = 25 -> 26 frames);
+# without it, the frames that start before the audio ends (60 and 24).
+@pytest.mark.parametrize("fps,official,frames", [(60, True, 63), (60, False, 60), (Fraction(24000, 1001), True, 26),
+                                                 (Fraction(24000, 1001), False, 24)])
+def test_odd_frame_rates_get_the_official_or_the_audio_length(models, whisper, photo, tmp_path, fps, official, frames):
     from latentsync_core.media.audio_file import AudioClip
     from latentsync_core.media.video import probe_video
 
     tone = AudioClip(0.3 * np.sin(np.linspace(0, 2000, 16000, dtype=np.float32))[None], 16000)  # 1.0 s
     unet, vae = models
-    options = LipsyncOptions(sampler=SamplerOptions(steps=1, guidance=1.0), resolution=R)
+    options = LipsyncOptions(sampler=SamplerOptions(steps=1, guidance=1.0), resolution=R, official_length=official)
     result = lipsync(np.stack([photo] * 3), tone, tmp_path / "out.mp4", unet=unet, vae=vae, whisper=whisper,
                      options=options, fps=fps)
     info = probe_video(result.path)

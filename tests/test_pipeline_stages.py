@@ -8,8 +8,7 @@ import torch
 
 from latentsync_core.errors import InputMismatchError
 from latentsync_core.pipeline import (FaceLatents, SamplerOptions, decode_faces, encode_faces, faces_to_tensor,
-                                      faces_to_uint8, keep_mask_from_mouth, latent_mask, sample_faces,
-                                      sample_window)
+                                      faces_to_uint8, keep_mask_from_mouth, latent_mask, sample_window)
 from latentsync_core.sampler import NoiseSource, denoise
 from latentsync_core.unet.tiny import tiny_unet
 from latentsync_core.vae import SCALING_FACTOR, load_vae
@@ -117,22 +116,6 @@ def test_select_picks_frames_consistently(vae, faces, keep):
     assert torch.equal(part.masked_latents[:, :, 0], cond.masked_latents[:, :, 4])
 
 
-def test_sample_faces_skips_inactive_frames_and_matches_direct_window_calls(unet, vae, faces, keep):
-    cond = encode_faces(vae, faces, keep, sample=False)
-    audio = torch.randn(6, 50, 64, generator=torch.Generator().manual_seed(1))
-    options = SamplerOptions(steps=3, guidance=1.5, noise_mode="per-frame", seed=9, window=2)
-    active = [True, False, True, True, False, True]
-    latents, windows = sample_faces(unet, cond, audio, options, active=active, frame_indices=range(10, 16))
-    assert windows == [[0, 2], [3, 5]]
-    assert torch.count_nonzero(latents[:, :, [1, 4]]) == 0  # inactive frames are not sampled
-    noise = NoiseSource("per-frame", 9, (R // 8, R // 8)).for_window(1, [13, 15])  # keyed on video positions
-    direct = sample_window(unet, cond.select([3, 5]), audio[[3, 5]], noise, options)
-    torch.testing.assert_close(latents[:, :, [3, 5]], direct)
-    expected = denoise(unet, noise, cond.select([3, 5]).mask, cond.select([3, 5]).masked_latents,
-                       cond.select([3, 5]).ref_latents, audio[[3, 5]], steps=3, guidance=1.5)
-    torch.testing.assert_close(direct, expected)
-
-
 def test_sampler_options_validate():
     with pytest.raises(ValueError, match="scheduler"):
         SamplerOptions(scheduler="plms")
@@ -141,22 +124,3 @@ def test_sampler_options_validate():
     with pytest.raises(ValueError, match="noise"):
         SamplerOptions(noise_mode="fresh")
     assert SamplerOptions(scheduler="DPM++").scheduler == "dpmpp_2m"
-
-
-def test_sync_faces_regenerates_active_frames_window_by_window(unet, vae, faces, keep):
-    from latentsync_core.pipeline import sync_faces
-
-    audio = torch.randn(6, 50, 64, generator=torch.Generator().manual_seed(2))
-    options = SamplerOptions(steps=2, guidance=1.5, seed=4, window=4, sample_latents=False)
-    active = [True, True, False, True, True, True]
-    seen = []
-    out = sync_faces(unet, vae, faces, keep, audio, options, active=active, on_window=lambda k, w: seen.append(w))
-    assert seen == [[0, 1, 3, 4], [5]]
-    original = faces_to_tensor(faces)
-    assert torch.equal(out[2], original[2])  # inactive: untouched
-    # Each window equals the three stages run by hand (shared noise, posterior mean).
-    cond = encode_faces(vae, faces[[0, 1, 3, 4]], keep, sample=False)
-    noise = NoiseSource("shared", 4, (R // 8, R // 8)).for_window(0, [0, 1, 3, 4])
-    by_hand = decode_faces(vae, sample_window(unet, cond, audio[[0, 1, 3, 4]], noise, options), cond)
-    torch.testing.assert_close(out[[0, 1, 3, 4]], by_hand)
-    assert not torch.equal(out[0], original[0])

@@ -1,181 +1,123 @@
-"""Every workflow in workflows/ checked against the node definitions and run end to end on fixture weights.
+"""The shipped workflow files, as files: fast checks that need neither ComfyUI nor a model.
 
-The API twins are what `POST /prompt` takes; the UI files are what users open. Both are validated the
-way ComfyUI validates a prompt (tests/harness), the UI files convert to exactly their twins, and the
-twins run through the harness on a short clip of a moving real face.
+workflows/ is the folder ComfyUI serves as this pack's templates, so it must hold only UI-format workflows, each
+with a `<name>.jpg` thumbnail; the API twins for `POST /prompt` live in workflows/api/. Running them, loading them
+in the editor and the frontend's own UI-to-API conversion are tested against a real ComfyUI in tests/integration.
 """
 from __future__ import annotations
 
-import copy
 import json
-from fractions import Fraction
+import re
+import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.harness import (ExecutionError, Executor, WorkflowValidationError, is_ui_workflow, pack_node_mappings,
-                           run_workflow)
-from tests.harness import core_nodes
-from tests.node_media import write_audio_file, write_face_clip
-
-WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
-ALL_UI_FILES = sorted(p for p in WORKFLOWS.glob("*.json") if not p.name.endswith("_api.json"))
-# The lip-sync workflows; training and scoring ones are exercised in test_train_workflows.py.
-UI_FILES = [WORKFLOWS / "latentsync_basic.json", WORKFLOWS / "latentsync_long_video.json"]
-API_FILES = [p.with_name(p.stem + "_api.json") for p in UI_FILES]
-FRAMES = 16
-FPS = 25
-TEST_STEPS = 1  # the twins say 20 (official); 1 keeps the CPU run short and takes the same path
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = REPO / "workflows"
+UI_FILES = sorted(WORKFLOWS.glob("*.json"))
+API_FILES = sorted((WORKFLOWS / "api").glob("*.json"))
+CONTROL_MODES = {"fixed", "increment", "decrement", "randomize"}
+TITLE_HEIGHT = 30
+BADGE_HEIGHT = 20  # the node-source badge ("LatentSync") drawn above a node's title bar
+# The editor's canvas on a 1920x1080 browser viewport (frontend 1.27.10: side bar and top menu around it).
+CANVAS = (1856, 1002)
+MAX_THUMBNAIL_BYTES = 150_000
 
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def fast(prompt: dict) -> dict:
-    prompt = copy.deepcopy(prompt)
-    for node in prompt.values():
-        if "steps" in node["inputs"]:
-            node["inputs"]["steps"] = TEST_STEPS
-    return prompt
+def pack_node_ids() -> set[str]:
+    """Node ids declared in nodes/ (V3 `node_id=` or V1 mapping keys), read from the source."""
+    ids = set()
+    for source in (REPO / "nodes").glob("*.py"):
+        text = source.read_text()
+        ids |= set(re.findall(r'node_id\s*=\s*"(\w+)"', text))
+        ids |= set(re.findall(r'"(LatentSync\w+)"\s*:\s*[A-Z]\w*[,}\s]', text))
+    return ids
 
 
-@pytest.fixture(scope="module")
-def dirs(tmp_path_factory, fixture_models):
-    root = tmp_path_factory.mktemp("workflows")
-    (root / "input").mkdir()
-    write_face_clip(root / "input" / "latentsync_video.mp4", FRAMES, FPS)
-    write_audio_file(root / "input" / "latentsync_audio.wav", FRAMES / FPS)
-    return {"input_dir": root / "input", "output_dir": root / "output", "models_dir": fixture_models}
+def test_workflows_folder_holds_only_ui_workflows_each_with_an_api_twin():
+    assert [p.stem for p in UI_FILES] == ["latentsync_basic", "latentsync_long_video", "latentsync_score",
+                                          "latentsync_train"]
+    for path in UI_FILES:
+        workflow = load(path)
+        assert isinstance(workflow.get("nodes"), list) and "links" in workflow and workflow.get("version"), path.name
+    assert [p.name for p in API_FILES] == [f"{p.stem}_api.json" for p in UI_FILES]
+    assert all("class_type" in node for path in API_FILES for node in load(path).values())
+    assert not list(WORKFLOWS.glob("*_api.json")), "API twins in workflows/ show up as broken templates"
 
 
-@pytest.fixture(scope="module")
-def streamed_video_files():
-    """Spy on the LoadVideo double (ComfyUI's VideoFromFile): every whole-file decode (get_components)
-    is recorded, so a workflow that should stream proves it does."""
-    original = core_nodes.VideoFromFile.get_components
-    decoded = []
-
-    def get_components(self):
-        decoded.append(self.path)
-        return original(self)
-
-    core_nodes.VideoFromFile.get_components = get_components
-    yield decoded
-    core_nodes.VideoFromFile.get_components = original
-
-
-@pytest.fixture(scope="module")
-def runs(dirs, streamed_video_files):
-    results = {}
-    for path in API_FILES:
-        decoded_before = len(streamed_video_files)
-        result = run_workflow(fast(load(path)), pack_node_mappings(), **dirs)
-        saved = [dirs["output_dir"] / item["subfolder"] / item["filename"]
-                 for ui in result.ui.values() for item in ui.get("images", [])]
-        results[path.stem] = {"result": result, "files": saved,
-                              "decoded_whole": streamed_video_files[decoded_before:]}
-    return results
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_workflow_has_a_uuid_a_thumbnail_a_note_and_groups(path):
+    workflow = load(path)
+    assert str(uuid.UUID(workflow["id"])) == workflow["id"], "the frontend rejects a non-UUID id"
+    thumbnail = path.with_suffix(".jpg")
+    assert thumbnail.is_file(), f"{thumbnail.name} missing: the template browser shows it (scripts/make_thumbnails.py)"
+    data = thumbnail.read_bytes()
+    assert data[:3] == b"\xff\xd8\xff" and len(data) <= MAX_THUMBNAIL_BYTES
+    notes = [n for n in workflow["nodes"] if n["type"] == "MarkdownNote"]
+    texts = [n["widgets_values"][0] for n in notes]
+    assert any(text.startswith("## LatentSync") for text in texts), "a note says what the workflow does"
+    if any(n["type"] == "LatentSyncPrepareDataset" for n in workflow["nodes"]):
+        assert any("ComfyUI/input/latentsync_dataset/" in text for text in texts), "a note says where the clips go"
+    assert workflow["groups"], "nodes are grouped by step"
 
 
-def test_there_is_a_basic_and_a_long_video_workflow_each_with_an_api_twin():
-    assert set(UI_FILES) <= set(ALL_UI_FILES)
-    assert sorted(WORKFLOWS.glob("*_api.json")) == sorted(p.with_name(p.stem + "_api.json") for p in ALL_UI_FILES)
-    for path in ALL_UI_FILES:
-        assert is_ui_workflow(load(path)), path.name
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_workflow_nodes_do_not_overlap_and_fit_a_1920x1080_screen(path):
+    workflow = load(path)
+    top = TITLE_HEIGHT + BADGE_HEIGHT
+    rects = [(n["id"], n["pos"][0], n["pos"][1] - top, n["size"][0], n["size"][1] + top) for n in workflow["nodes"]]
+    overlaps = [(a[0], b[0]) for i, a in enumerate(rects) for b in rects[i + 1:]
+                if a[1] < b[1] + b[3] and b[1] < a[1] + a[3] and a[2] < b[2] + b[4] and b[2] < a[2] + a[4]]
+    assert overlaps == [], f"overlapping nodes: {overlaps}"
+    ds = workflow["extra"]["ds"]
+    boxes = [r[1:] for r in rects] + [tuple(g["bounding"]) for g in workflow["groups"]]
+    for x, y, w, h in boxes:
+        left, top = (x + ds["offset"][0]) * ds["scale"], (y + ds["offset"][1]) * ds["scale"]
+        right, bottom = (x + w + ds["offset"][0]) * ds["scale"], (y + h + ds["offset"][1]) * ds["scale"]
+        assert left >= 0 and top >= 0 and right <= CANVAS[0] and bottom <= CANVAS[1], (x, y, w, h)
+    for group in workflow["groups"]:  # a title wider than its group runs into the next one
+        assert len(group["title"]) * group.get("font_size", 24) * 0.6 <= group["bounding"][2], group["title"]
+    groups = [g["bounding"] for g in workflow["groups"]]
+    for node_id, x, y, w, h in rects:
+        inside = [g for g in groups if g[0] <= x and g[1] <= y and x + w <= g[0] + g[2] and y + h <= g[1] + g[3]]
+        crossing = [g for g in groups if g not in inside and x < g[0] + g[2] and g[0] < x + w and y < g[1] + g[3]
+                    and g[1] < y + h]
+        assert not crossing, f"node {node_id} sticks out of a group: {crossing}"
 
 
-@pytest.mark.parametrize("path", UI_FILES + API_FILES, ids=lambda p: p.name)
-def test_workflow_validates_against_the_node_definitions(path, dirs):
-    validated = Executor(pack_node_mappings(), **dirs).validate(load(path))
-    assert validated.warnings == []
-    types = {node["class_type"] for node in validated.prompt.values()}
-    assert types & set(pack_node_mappings()), "the workflow uses no LatentSync node"
+@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.stem)
+def test_ui_workflow_and_its_api_twin_agree(path):
+    ui, api = load(path), load(WORKFLOWS / "api" / f"{path.stem}_api.json")
+    nodes = {str(n["id"]): n for n in ui["nodes"] if n["type"] != "MarkdownNote"}
+    assert {k: n["type"] for k, n in nodes.items()} == {k: n["class_type"] for k, n in api.items()}
+    known = pack_node_ids()
+    unknown = sorted({n["type"] for n in nodes.values() if n["type"].startswith("LatentSync")} - known)
+    assert unknown == [], f"node ids not declared in nodes/: {unknown}"
+    linked = {}
+    for _, source, slot, target, target_slot, _type in ui["links"]:
+        name = next(i["name"] for i in nodes[str(target)]["inputs"] if i.get("link") is not None
+                    and i["link"] == _link_id(ui, source, slot, target, target_slot))
+        linked[(str(target), name)] = [str(source), slot]
+    api_links = {(k, name): v for k, n in api.items() for name, v in n["inputs"].items() if isinstance(v, list)}
+    assert api_links == linked
+    for key, node in api.items():
+        literals = [v for v in node["inputs"].values() if not isinstance(v, list)]
+        widgets = list(nodes[key].get("widgets_values", []))
+        assert _is_subsequence(literals, widgets), (key, node["class_type"], literals, widgets)
+        if "seed" in node["inputs"]:
+            seed_at = widgets.index(node["inputs"]["seed"])
+            assert widgets[seed_at + 1] in CONTROL_MODES, f"{node['class_type']}: no control_after_generate after seed"
 
 
-@pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
-def test_ui_workflow_converts_to_its_committed_api_twin(path, dirs):
-    api = Executor(pack_node_mappings(), **dirs).to_api(load(path))
-    twin = load(path.with_name(path.stem + "_api.json"))
-    assert api == twin
+def _link_id(ui: dict, source, slot, target, target_slot) -> int:
+    return next(link[0] for link in ui["links"] if link[1:5] == [source, slot, target, target_slot])
 
 
-def test_basic_workflow_uses_the_documented_graph():
-    prompt = load(WORKFLOWS / "latentsync_basic_api.json")
-    by_type = {node["class_type"]: (node_id, node["inputs"]) for node_id, node in prompt.items()}
-    chain = ["LoadVideo", "GetVideoComponents", "LatentSyncFaceCrop", "LatentSyncSampler", "LatentSyncPasteBack",
-             "CreateVideo", "SaveVideo"]
-    sockets = {"GetVideoComponents": "video", "LatentSyncFaceCrop": "images", "LatentSyncSampler": "face_data",
-               "LatentSyncPasteBack": "generated_faces", "CreateVideo": "images", "SaveVideo": "video"}
-    for upstream, downstream in zip(chain, chain[1:]):
-        assert by_type[downstream][1][sockets[downstream]][0] == by_type[upstream][0], (upstream, downstream)
-    audio_id = by_type["LoadAudio"][0]
-    assert by_type["LatentSyncAudioFeatures"][1]["audio"] == [audio_id, 0]
-    assert by_type["CreateVideo"][1]["audio"] == [audio_id, 0]
-    assert by_type["VAELoader"][1]["vae_name"] == "sd-vae-ft-mse.safetensors"
-    fps_link = [by_type["GetVideoComponents"][0], 2]
-    for consumer in ("LatentSyncFaceCrop", "LatentSyncAudioFeatures", "CreateVideo"):
-        assert by_type[consumer][1]["fps"] == fps_link, consumer
-
-
-def _video(path: Path):
-    from latentsync_core.media.video import probe_video, read_video
-
-    return probe_video(path), read_video(path)[0]
-
-
-def test_basic_workflow_runs_end_to_end(runs, dirs):
-    run = runs["latentsync_basic_api"]
-    assert len(run["files"]) == 1 and run["files"][0].parent.name == "latentsync"
-    info, frames = _video(run["files"][0])
-    source_info, source = _video(dirs["input_dir"] / "latentsync_video.mp4")
-    assert (info.num_frames, info.fps, info.width, info.height) == (FRAMES, Fraction(FPS), source_info.width,
-                                                                     source_info.height)
-    assert info.has_audio and info.audio_sample_rate == 44100
-    diff = np.abs(frames.astype(np.int16) - source.astype(np.int16)).mean(axis=(0, 3))
-    # The mouth of the clip's face (rows ~150-190, columns ~130-200) changes; the far corners do not.
-    assert diff[150:190, 130:200].mean() > 4 * max(diff[:40, :40].mean(), diff[-40:, -40:].mean(), 0.25)
-
-
-def test_long_video_workflow_streams_the_file_and_matches_the_graph(runs, dirs):
-    run = runs["latentsync_long_video_api"]
-    assert run["decoded_whole"] == [], "the all-in-one node decoded the whole VIDEO instead of streaming its file"
-    assert runs["latentsync_basic_api"]["decoded_whole"], "GetVideoComponents should decode (sanity check of the spy)"
-    info, frames = _video(run["files"][0])
-    assert (info.num_frames, info.fps, info.has_audio) == (FRAMES, Fraction(FPS), True)
-    _, graph = _video(runs["latentsync_basic_api"]["files"][0])
-    _, source = _video(dirs["input_dir"] / "latentsync_video.mp4")
-    # Same stage functions and settings: the frames agree up to the H.264 encoding of two near-identical inputs.
-    assert np.abs(frames.astype(np.int16) - graph.astype(np.int16)).mean() < 1.0
-    assert np.abs(frames.astype(np.int16) - source.astype(np.int16)).mean() > 2.0
-
-
-def test_workflow_with_mismatched_fps_fails_at_the_sampler_naming_the_inputs(dirs):
-    prompt = fast(load(WORKFLOWS / "latentsync_basic_api.json"))
-    audio_id = next(k for k, n in prompt.items() if n["class_type"] == "LatentSyncAudioFeatures")
-    prompt[audio_id]["inputs"]["fps"] = 30.0
-    with pytest.raises(ExecutionError, match="LatentSyncSampler.*30 fps.*25 fps"):
-        run_workflow(prompt, pack_node_mappings(), **dirs)
-
-
-def test_workflow_with_a_missing_vae_file_is_refused_before_running(dirs):
-    prompt = load(WORKFLOWS / "latentsync_basic_api.json")
-    vae_id = next(k for k, n in prompt.items() if n["class_type"] == "VAELoader")
-    prompt[vae_id]["inputs"]["vae_name"] = "sdxl_vae.safetensors"
-    with pytest.raises(WorkflowValidationError) as info:
-        run_workflow(prompt, pack_node_mappings(), **dirs)
-    (issue,) = info.value.errors
-    assert (issue.type, issue.node_id, issue.input_name) == ("value_not_in_list", vae_id, "vae_name")
-
-
-def test_workflow_with_a_missing_unet_names_the_file_and_the_download(dirs):
-    prompt = load(WORKFLOWS / "latentsync_long_video_api.json")
-    unet_id = next(k for k, n in prompt.items() if n["class_type"] == "LatentSyncUNetLoader")
-    prompt[unet_id]["inputs"]["unet_name"] = "latentsync_unet_1.5.pt"
-    with pytest.raises(WorkflowValidationError) as info:
-        run_workflow(prompt, pack_node_mappings(), **dirs)
-    (issue,) = info.value.errors
-    assert issue.type == "custom_validation_failed" and issue.node_id == unet_id
-    assert "'latentsync_unet_1.5.pt' is not in models/latentsync" in issue.details
-    assert "hf download ByteDance/LatentSync-1.6 latentsync_unet.pt" in issue.details
+def _is_subsequence(items: list, sequence: list) -> bool:
+    it = iter(sequence)
+    return all(any(item == value for value in it) for item in items)

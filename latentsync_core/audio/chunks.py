@@ -19,6 +19,7 @@ import torch
 from ..errors import AudioError, InputMismatchError
 
 POSITIONS_PER_SECOND = 50
+MODEL_RATE = 16000  # Whisper's sample rate
 CONTEXT_BEFORE = 4
 CONTEXT_AFTER = 5
 CHUNK_POSITIONS = CONTEXT_BEFORE + 1 + CONTEXT_AFTER
@@ -65,6 +66,21 @@ def frames_with_audio(num_samples: int, sample_rate: int, fps: Fps) -> int:
     """How many frames start before the audio ends (later frames get clamped features)."""
     fps = check_fps(fps)
     return math.ceil(Fraction(num_samples, sample_rate) * Fraction(fps))
+
+
+def official_frame_count(num_samples: int, sample_rate: int, fps: Fps) -> int:
+    """Frames the official pipeline outputs for `num_samples` of audio at `sample_rate`, for a video at `fps`.
+
+    Official: its output has one frame per Whisper chunk (the video is looped or cut to that), so the
+    length is `official_chunk_count` of the feature positions of the 16 kHz copy: per 30 s window,
+    half its mel frames (160 samples each); resampling to 16 kHz gives ceil(n * 16000 / rate) samples.
+    """
+    from .features import window_spans
+    from .mel import mel_frame_count
+
+    samples_16k = -(-int(num_samples) * MODEL_RATE // int(sample_rate))
+    positions = sum(keep for _, keep in window_spans(mel_frame_count(samples_16k)))
+    return official_chunk_count(positions, fps)
 
 
 def official_chunk_count(num_positions: int, fps: Fps) -> int:

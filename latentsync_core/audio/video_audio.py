@@ -7,8 +7,10 @@ from typing import Any
 import torch
 
 from ..errors import InputMismatchError
+from ..media.rate import exact_fps
 from ..media.resample import MODEL_SAMPLE_RATE
 from .chunks import Fps, check_fps, frame_audio_chunks, frames_with_audio
+from .feature_store import WhisperFeatureStore
 from .features import whisper_features
 from .prepare import model_waveform
 from .silence import SilenceOptions, detect_silent_frames
@@ -18,7 +20,7 @@ from .silence import SilenceOptions, detect_silent_frames
 class FrameAudio:
     """Whisper conditioning for `num_frames` video frames at `fps`.
 
-    `features` [T50, L+1, C] float32 CPU. `silent` is a bool tensor [num_frames] when silence
+    `features` [T50, L+1, C] float32 CPU (or a WhisperFeatureStore computing them on demand). `silent` is a bool tensor [num_frames] when silence
     detection was asked for, else None. Frames at or past `frames_with_audio` lie beyond the end of the
     audio: their chunks repeat the last positions (official behaviour) and they count as silent.
     """
@@ -43,18 +45,23 @@ class FrameAudio:
 
 def audio_features_for_video(model: Any, audio: Any, sample_rate: int | None, num_frames: int, fps: Fps,
                              silence: bool | SilenceOptions | None = None,
-                             windows_per_batch: int | None = None) -> FrameAudio:
+                             windows_per_batch: int | None = None, lazy: bool = False) -> FrameAudio:
     """AudioClip / ComfyUI AUDIO / array (+ `sample_rate`) -> FrameAudio for a `num_frames`-frame video.
 
     The input is down-mixed and band-limit resampled to a 16 kHz copy; the original is left as is (it
     is what goes into the output video). `silence`: None/False (default, official behaviour) marks
-    nothing; True uses SilenceOptions(); or pass your own SilenceOptions.
+    nothing; True uses SilenceOptions(); or pass your own SilenceOptions. `lazy`: compute the features
+    30 s at a time when chunks are asked for (a WhisperFeatureStore: memory flat in the audio's length;
+    the model must stay loaded while the chunks are read), else all at once.
     """
-    fps = check_fps(fps)
+    fps = exact_fps(check_fps(fps))  # a socket's float -> the video's exact rate, as the stream has it
     if int(num_frames) < 0:
         raise InputMismatchError(f"num_frames must be zero or more, got {num_frames}")
     waveform = model_waveform(audio, sample_rate)
-    features = whisper_features(model, waveform, windows_per_batch=windows_per_batch)
+    if lazy:
+        features = WhisperFeatureStore(model, waveform, windows_per_batch=windows_per_batch)
+    else:
+        features = whisper_features(model, waveform, windows_per_batch=windows_per_batch)
     silent = None
     if silence:
         options = silence if isinstance(silence, SilenceOptions) else SilenceOptions()

@@ -6,8 +6,12 @@ Per video (each step optional where the official pipeline allows it):
   3. split at scene cuts (scenes.py), then into segments of `segment_seconds`,
   4. align the face of every frame at `resolution` (frames without a face split a segment; pieces shorter
      than `min_frames` are dropped and counted),
-  5. with a SyncNet: score sync, drop clips under `min_sync_confidence` or with |offset| > `max_offset`,
-     and shift the audio by the offset so the kept clip is in sync,
+  5. with a SyncNet (used by default when its weights are present, as the official recipe filters every
+     clip): score sync, drop clips whose sync is unclear or whose |offset| > `max_offset`, and shift the
+     audio by the offset so the kept clip is in sync. "Unclear" is judged on StableSyncNet's own scale:
+     the official drops clips under confidence 3 of SyncNet v2, whose in-sync clips have a median
+     distance over shifts of about 14, so a clip must have confidence >= 3/14 of its median distance
+     (`min_sync_ratio`, scale-free, ~0.21); `min_sync_confidence` adds an absolute threshold,
   6. with a quality scorer (e.g. hyperIQA, needs weights): drop clips under `min_quality`.
 Clips are written atomically; a source's manifest lines are appended only when the source is finished,
 and `prepared_sources.jsonl` records finished sources, so an interrupted run resumes where it stopped.
@@ -49,8 +53,9 @@ class PrepareOptions:
     min_frames: int = 32                 # two 16-frame windows: a target and a separate reference
     detect_scenes: bool = True
     scene: SceneOptions = field(default_factory=SceneOptions)
-    detector: str = "bundled"
+    detector: str = "auto"               # insightface (official) when installed, else bundled
     min_sync_confidence: float | None = None
+    min_sync_ratio: float | None = 3 / 14  # confidence / median distance; the official threshold, scale-free
     max_offset: int = 6                  # the official sync_av.py drops |offset| > 6
     sync_vshift: int = 15
     min_quality: float = 40.0            # hyperIQA threshold of the official pipeline
@@ -120,6 +125,14 @@ def plan_segments(num_frames: int, cuts: list[int], segment_frames: int, min_fra
     return segments
 
 
+def passes_sync_ratio(confidence: float, min_distance: float, ratio: float | None) -> bool:
+    """Confidence (median - min distance over shifts) at least ``ratio`` x the median distance."""
+    if ratio is None or ratio <= 0:
+        return True
+    median = confidence + min_distance
+    return median > 0 and confidence >= ratio * median
+
+
 def face_runs(valid: np.ndarray) -> list[tuple[int, int]]:
     """[(start, stop)] of consecutive True values."""
     runs, start = [], None
@@ -186,14 +199,14 @@ class _VideoJob:
 
     def _align_segments(self, segments: list[tuple[int, int]], src_fps: float, num_src: int,
                         waveform: np.ndarray) -> None:
-        from ..face import FaceAligner, FaceTracker, crop_track
+        from ..face.align import FaceCropper
 
         opts = self.options
-        tracker = FaceTracker(opts.detector)
+        cropper = FaceCropper(opts.detector, opts.resolution)
         stream = resampled_chunks(self.source, src_fps, opts.fps, num_src)
         buffer, buffer_start = None, 0
         for start, stop in segments:
-            aligner = FaceAligner(opts.resolution)  # no smoothing across segment (scene) boundaries
+            cropper.restart_alignment()  # no smoothing across segment (scene) boundaries
             crops, valid = [], []
             position = start
             while position < stop:
@@ -202,8 +215,7 @@ class _VideoJob:
                     buffer_start = buffer_start + (len(buffer) if buffer is not None else 0)
                     buffer = next(stream)
                 part = buffer[position - buffer_start:min(stop, buffer_start + len(buffer)) - buffer_start]
-                track = tracker.process(part)
-                part_crops, info = crop_track(part, track, opts.resolution, aligner=aligner)
+                part_crops, info, _ = cropper.process(part)
                 crops.append(part_crops)
                 valid.append(info.valid)
                 position += len(part)
@@ -235,6 +247,9 @@ class _VideoJob:
                                vshift=opts.sync_vshift)
             confidence, offset = round(score.confidence, 4), int(score.offset)
             if opts.min_sync_confidence is not None and confidence < opts.min_sync_confidence:
+                report.dropped_sync += 1
+                return
+            if not passes_sync_ratio(score.confidence, score.min_distance, opts.min_sync_ratio):
                 report.dropped_sync += 1
                 return
             if abs(offset) > opts.max_offset:

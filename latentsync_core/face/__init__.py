@@ -2,10 +2,10 @@
 
 Typical use (a long video streams through in chunks with the same tracker and aligner)::
 
-    track = detect_faces(frames, "bundled")                # FaceTrack: points, boxes, valid
+    track = detect_faces(frames, "auto")                   # FaceTrack: points, boxes, valid
     crops, info = crop_track(frames, track, 512)           # crops [N,R,R,3] uint8, FaceCropInfo
     ...                                                    # generate faces [N,3,R,R] in [-1, 1]
-    out = restore_faces(frames, faces, info.affines, info.valid)
+    out = restore_faces(frames, faces, info.affines, info.valid)   # blend="seamless": see face.blend
 """
 from .align import FaceAligner, FaceCropInfo, align_faces, crop_track
 from .detect import DETECTORS, FaceDetector, get_detector

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import host
+from ..profile import stage
 from .frames import as_rgb_uint8
 from .geometry import AffineTracker, crop_size, invert_affines, valid_affines
 from .resample import lanczos_resize, pixel_grid, source_patches
@@ -149,3 +150,57 @@ def crop_track(frames, track, resolution: int, smooth: bool = True,
     info = FaceCropInfo(affines, track.boxes.copy(), valid_affines(affines), int(resolution),
                         crop_size(resolution), tuple(track.frame_size))
     return crops, info
+
+
+# Float frames are converted to uint8 this many at a time: bounds the float temporaries of a big IMAGE chunk.
+CONVERT_SLICE = 4
+
+
+def frames_to_uint8(frames) -> np.ndarray:
+    """uint8 RGB ``[N, H, W, 3]`` of any batch `as_rgb_uint8` accepts, converted once and in small slices
+    (a float chunk of 32 1080p frames would otherwise make ~0.8 GB of float temporaries)."""
+    if isinstance(frames, np.ndarray) and frames.dtype == np.uint8:
+        return as_rgb_uint8(frames)
+    if len(frames) <= CONVERT_SLICE:
+        return as_rgb_uint8(frames)
+    first = as_rgb_uint8(frames[:CONVERT_SLICE])
+    out = np.empty((len(frames),) + first.shape[1:], np.uint8)
+    out[:CONVERT_SLICE] = first
+    for start in range(CONVERT_SLICE, len(frames), CONVERT_SLICE):
+        out[start:start + CONVERT_SLICE] = as_rgb_uint8(frames[start:start + CONVERT_SLICE])
+    return out
+
+
+class FaceCropper:
+    """Track then align, chunk by chunk: the one way a video's frames become aligned face crops.
+
+    Each chunk is converted to uint8 once, tracked (`FaceTracker`, state kept across chunks) and
+    aligned along the track (`FaceAligner`, official bias smoothing across chunks). `finish()` logs the
+    summary and raises FaceError when no frame had a face.
+    """
+
+    def __init__(self, detector, resolution: int, *, every_k: int = 1, smoothing: float = 0.0,
+                 face_choice="largest", round_points: bool = False, smooth: bool = True,
+                 device: torch.device | str | None = None):
+        from .track import FaceTracker
+
+        self.tracker = FaceTracker(detector, every_k, smoothing, face_choice, round_points)
+        self.resolution = int(resolution)
+        self._smooth, self._device = smooth, device
+        self.restart_alignment()
+
+    def restart_alignment(self) -> None:
+        """Forget the alignment smoothing (at a scene boundary) while the tracker keeps following the face."""
+        self.aligner = FaceAligner(self.resolution, self._smooth, self._device)
+
+    def process(self, frames) -> tuple[np.ndarray, "FaceCropInfo", np.ndarray]:
+        """(crops uint8 [n, R, R, 3], FaceCropInfo, the chunk as uint8 frames) for one chunk."""
+        frames = frames_to_uint8(frames)
+        with stage("detect"):
+            track = self.tracker.process(frames)
+        with stage("align"):
+            crops, info = crop_track(frames, track, self.resolution, aligner=self.aligner)
+        return crops, info, frames
+
+    def finish(self) -> str:
+        return self.tracker.finish()

@@ -44,6 +44,17 @@ def points_from_insightface_106(landmarks: np.ndarray) -> np.ndarray:
                          INSIGHTFACE_106_NOSE, 106)
 
 
+def official_points_106(landmarks: np.ndarray) -> np.ndarray:
+    """``[106, 2]`` -> ``[3, 2]`` with the official quantisation (``face_detector.py`` then
+    ``image_processor.py``): the landmarks are rounded to whole pixels first (``np.round``: halves to
+    even), the three means are taken over those integers, and the means are rounded again. Both
+    roundings move the crop by up to half a pixel, and the model was trained on crops made this way."""
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if landmarks.shape != (106, 2):
+        raise ValueError(f"expected insightface landmarks shaped [106, 2], got {landmarks.shape}")
+    return np.round(points_from_insightface_106(np.round(landmarks)).astype(np.float64)).astype(np.float32)
+
+
 def points_from_ibug_68(landmarks: np.ndarray) -> np.ndarray:
     """``[..., 68, 2]`` -> ``[..., 3, 2]`` for the 68-point iBUG layout (dlib, the bundled backend).
 

@@ -151,9 +151,12 @@ def _paste_chunk(out: np.ndarray, frames: np.ndarray, index: np.ndarray, faces: 
         out[i, y0:y0 + reg_h, x0:x0 + reg_w] = blended[k]
 
 
+BLENDS = ("crop_box", "seamless")
+
+
 def restore_faces(frames, faces, affines: np.ndarray, valid: np.ndarray | None = None, *,
                   device: torch.device | str | None = None, region: str = "face",
-                  inplace: bool = False) -> np.ndarray:
+                  inplace: bool = False, blend: str = "crop_box", mask_shape: str = "bowl") -> np.ndarray:
     """Paste generated faces back into their frames.
 
     frames: uint8 ``[N, H, W, 3]`` RGB (converted like `align_faces` does). faces: float
@@ -161,7 +164,15 @@ def restore_faces(frames, faces, affines: np.ndarray, valid: np.ndarray | None =
     `align_faces` returns them. Frames whose affine is NaN (no face) or whose ``valid`` entry is False
     come back bit-identical. Returns uint8 ``[N, H, W, 3]``; ``inplace`` writes into ``frames`` when it
     already is a uint8 RGB numpy array. ``region="full"`` computes on whole frames (slow reference).
+    ``blend``: ``crop_box`` (official, the default) or ``seamless`` (`face.blend`: feathered mouth-mask
+    edge with colour matching; ``mask_shape`` names the mouth mask; ``inplace`` and ``region`` unused).
     """
+    if blend not in BLENDS:
+        raise FaceError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
+    if blend == "seamless":
+        from .blend import seamless_restore
+
+        return seamless_restore(frames, faces, affines, valid, shape=mask_shape, device=device)
     if region not in ("face", "full"):
         raise ValueError(f"region must be 'face' or 'full', not {region!r}")
     device = torch.device(device) if device is not None else host.get_device()

@@ -286,7 +286,7 @@ class FaceTracker:
         return line
 
 
-def _chunks(frames, chunk_size: int) -> Iterable[np.ndarray]:
+def frame_chunks(frames, chunk_size: int) -> Iterable[np.ndarray]:
     """Chunks of an array/tensor batch (``[N, H, W, C]`` or grayscale ``[N, H, W]``), or of an iterable
     whose items are frames (``[H, W]`` or ``[H, W, C]``) or chunks (``[n, H, W, C]``)."""
     if hasattr(frames, "shape"):
@@ -326,7 +326,7 @@ def detect_faces(frames, detector: FaceDetector | str = "bundled", every_k: int 
     total = len(frames) if hasattr(frames, "__len__") and hasattr(frames, "shape") else 0
     parts = []
     with host.Progress(total, "detecting faces") as progress:
-        for chunk in _chunks(frames, chunk_size):
+        for chunk in frame_chunks(frames, chunk_size):
             host.check_interrupt()
             parts.append(tracker.process(chunk))
             progress.update(len(chunk))

@@ -12,7 +12,7 @@ from .. import host
 from ..errors import LatentSyncError
 from .run import lipsync
 from .stages import SamplerOptions
-from .streaming import LipsyncOptions
+from .options import LipsyncOptions
 
 log = logging.getLogger("latentsync")
 
@@ -47,7 +47,8 @@ def _sample_inputs(sample_media_dir: Path, scratch: Path) -> tuple[Any, Any, str
 
 
 def options_from_args(args: Any, resolution: int | None) -> LipsyncOptions:
-    sampler = SamplerOptions(steps=args.steps, guidance=args.cfg, deepcache_interval=args.deepcache, seed=args.seed,
+    sampler = SamplerOptions(steps=args.steps, guidance=args.cfg, deepcache_interval=getattr(args, "deepcache", 3),
+                             seed=args.seed,
                              scheduler=getattr(args, "scheduler", "ddim"), noise_mode=getattr(args, "noise", "shared"),
                              sample_latents=not getattr(args, "mean_latents", False))
     tracker = {}
@@ -55,7 +56,10 @@ def options_from_args(args: Any, resolution: int | None) -> LipsyncOptions:
         tracker["every_k"] = args.detect_every
     return LipsyncOptions(sampler=sampler, resolution=resolution, loop_mode=getattr(args, "loop_mode", "pingpong"),
                           tail_mode=getattr(args, "tail_mode", "trim"), silence=getattr(args, "silence", False),
-                          max_frames=getattr(args, "max_frames", None), tracker=tracker)
+                          max_frames=getattr(args, "max_frames", None), tracker=tracker,
+                          frame_spacing=getattr(args, "frame_spacing", "auto"),
+                          official_length=getattr(args, "official_length", True), batch=getattr(args, "batch", 1),
+                          compile=getattr(args, "compile", False), channels_last=None)
 
 
 def run_cli(args: Any, sample_media_dir: Path) -> int:

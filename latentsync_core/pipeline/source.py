@@ -16,11 +16,14 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputMismatchError, MediaError
+from ..media.rate import exact_fps
 
 LOOP_MODES = ("pingpong", "loop", "freeze", "trim_audio")
 TAIL_MODES = ("trim", "keep")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 STILL_FPS = Fraction(25)
+# Decoded frames held for a backward (pingpong) run: ~26 frames of 1080p, ~210 of 512 x 512.
+REVERSE_BUDGET_BYTES = 160 << 20
 
 
 def check_modes(loop_mode: str, tail_mode: str) -> None:
@@ -92,13 +95,13 @@ def plan_runs(total: int, video_frames: int, loop_mode: str) -> list[Run]:
 class FrameSource:
     """Frames of a video file, an image file, or an in-memory array, read run by run in output order.
 
-    Only one chunk (plus, for backward runs, one decoded block) is in memory at a time.
+    Only one chunk (plus, for backward runs, one decoded block of `reverse_block` frames) is in memory at a time.
     """
 
     def __init__(self, num_frames: int, fps: Fraction, size: tuple[int, int], *, path: Path | None = None,
                  frames: np.ndarray | None = None, name: str = ""):
         self.num_frames = int(num_frames)
-        self.fps = Fraction(fps)
+        self.fps = exact_fps(fps)
         self.size = size  # (height, width)
         self.path = path
         self._frames = frames
@@ -120,7 +123,7 @@ class FrameSource:
                                          f"{frames.shape}")
             if max_frames is not None:
                 frames = frames[:max_frames]
-            return cls(len(frames), _fps(fps or STILL_FPS), frames.shape[1:3], frames=frames)
+            return cls(len(frames), exact_fps(fps or STILL_FPS), frames.shape[1:3], frames=frames)
         path = Path(video)
         if path.suffix.lower() in IMAGE_SUFFIXES:
             return cls.open(_read_image(path), fps or STILL_FPS).__with_name(str(path))
@@ -130,7 +133,7 @@ class FrameSource:
         count = info.num_frames if max_frames is None else min(info.num_frames, int(max_frames))
         if count < 1:
             raise MediaError(f"cannot read video '{path}': it has no frames")
-        if fps is not None and _fps(fps) != info.fps:
+        if fps is not None and exact_fps(fps) != info.fps:
             raise InputMismatchError(f"fps {fps} was given but '{path}' runs at {info.fps}; leave fps unset for files")
         return cls(count, info.fps, (info.height, info.width), path=path)
 
@@ -139,6 +142,11 @@ class FrameSource:
         return self
 
     # ------------------------------------------------------------------ reading
+    def reverse_block(self, chunk: int) -> int:
+        """Frames decoded at once for a backward run: as many as fit REVERSE_BUDGET_BYTES (at least a chunk)."""
+        frame_bytes = max(1, self.size[0] * self.size[1] * 3)
+        return max(int(chunk), REVERSE_BUDGET_BYTES // frame_bytes)
+
     def _forward(self, first: int, count: int, chunk: int) -> Iterator[np.ndarray]:
         if self._frames is not None:
             for s in range(first, first + count, chunk):
@@ -154,30 +162,37 @@ class FrameSource:
             raise MediaError(f"cannot read video '{self.path}': only {got} of frames {first}..{first + count - 1} "
                              "could be decoded (truncated file?)")
 
+    def _block(self, first: int, count: int, chunk: int) -> np.ndarray:
+        """Frames first .. first+count-1 in one array, filled chunk by chunk (no second copy of the block)."""
+        out = None
+        filled = 0
+        for part in self._forward(first, count, chunk):
+            if out is None:
+                out = np.empty((count,) + part.shape[1:], part.dtype)
+            out[filled:filled + len(part)] = part
+            filled += len(part)
+        return out
+
     def read_run(self, run: Run, chunk: int) -> Iterator[np.ndarray]:
         """uint8 chunks [n <= chunk, H, W, 3] of the run's frames, in output order."""
         if run.step == 1:
             yield from self._forward(run.first, run.length, chunk)
         elif run.step == -1:
-            last = run.first
+            # One decode (one open + keyframe seek) per block of up to `reverse_block` frames, not per
+            # chunk: seeking costs up to a GOP of decoding, so small blocks multiply the decoding 5-15x.
             lowest = run.first - run.length + 1
-            end = last
+            block = self.reverse_block(chunk)
+            end = run.first
             while end >= lowest:
-                start = max(lowest, end - chunk + 1)
-                block = np.concatenate(list(self._forward(start, end - start + 1, end - start + 1)))
-                yield block[::-1]
+                start = max(lowest, end - block + 1)
+                frames = self._block(start, end - start + 1, chunk)
+                for stop in range(len(frames), 0, -chunk):
+                    yield frames[max(0, stop - chunk):stop][::-1]
                 end = start - 1
         else:
             frame = next(self._forward(run.first, 1, 1))[0]
             for s in range(0, run.length, chunk):
                 yield np.repeat(frame[None], min(chunk, run.length - s), axis=0)
-
-
-def _fps(value) -> Fraction:
-    fps = Fraction(value).limit_denominator(1_000_000) if not isinstance(value, Fraction) else value
-    if fps <= 0:
-        raise InputMismatchError(f"fps must be positive, got {value}")
-    return fps
 
 
 def _read_image(path: Path) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The lip-sync stages as functions of explicit tensors: what the nodes wrap and the streaming pipeline chains.
 
     faces (aligned crops) + mouth mask --encode_faces--> FaceLatents
-    FaceLatents + audio chunks --sample_faces / sample_window--> latents [1, 4, F, h, w]
+    FaceLatents + audio chunks --sample_window--> latents [1, 4, F, h, w]
+    (the loop over a video's windows is pipeline.engine.LipsyncEngine's)
     latents + FaceLatents --decode_faces--> faces with a new mouth, [-1, 1]
 
 Conventions: faces are [F, 3, R, R] floats in [-1, 1] (uint8 [F, R, R, 3] crops are accepted and
@@ -20,8 +21,8 @@ import torch.nn.functional as F
 
 from .. import host
 from ..errors import InputMismatchError
-from ..sampler import (NoiseSource, denoise, derived_seed, normalize_noise_mode, plan_windows,
-                       resolve_scheduler_name)
+from ..profile import stage
+from ..sampler import denoise, derived_seed, normalize_noise_mode, resolve_scheduler_name
 from ..sampler.windows import WINDOW_FRAMES
 from ..vae import SPATIAL_FACTOR, as_latent_vae
 
@@ -36,7 +37,7 @@ class SamplerOptions:
 
     steps: int = 20
     guidance: float = 1.5
-    deepcache_interval: int = 0  # official --enable_deepcache uses 3
+    deepcache_interval: int = 3  # as the official inference.sh runs (--enable_deepcache); 0 = exact, off
     scheduler: str = "ddim"
     noise_mode: str = "shared"
     seed: int = 1247
@@ -165,6 +166,7 @@ def vae_generator(seed: int | None) -> torch.Generator:
 
 
 # --------------------------------------------------------------------------- stage 1: conditioning
+@stage("vae_encode")
 @torch.no_grad()
 def encode_faces(vae: Any, faces: Any, mask: Any, *, ref_faces: Any = None, sample: bool = True,
                  generator: torch.Generator | None = None, seed: int | None = None,
@@ -210,6 +212,7 @@ def _model_place(unet: Any) -> tuple[torch.device, torch.dtype]:
     return params.device, params.dtype
 
 
+@stage("unet")
 def sample_window(unet: Any, conditioning: FaceLatents, audio: torch.Tensor | None, noise: torch.Tensor,
                   options: SamplerOptions = SamplerOptions(), on_step: Callable[[int, int], None] | None = None
                   ) -> torch.Tensor:
@@ -225,47 +228,8 @@ def sample_window(unet: Any, conditioning: FaceLatents, audio: torch.Tensor | No
                    scheduler=options.scheduler, cfg_batch=options.cfg_batch, on_step=on_step)
 
 
-def sample_faces(unet: Any, conditioning: FaceLatents, audio: torch.Tensor | None,
-                 options: SamplerOptions = SamplerOptions(), *, active: Sequence[bool] | None = None,
-                 frame_indices: Sequence[int] | None = None, progress: host.Progress | None = None
-                 ) -> tuple[torch.Tensor, list[list[int]]]:
-    """Denoise every active frame of a sequence, window by window.
-
-    `audio` [N, L, C] chunks for the N frames; `active` [N] bool (default all): inactive frames (no face,
-    silent) are skipped and their latents left as zeros; windows of up to `options.window` are formed
-    over the active frames. `frame_indices` are the frames' positions in the video (default 0..N-1),
-    which per-frame noise is keyed on. Returns (latents [1, 4, N, h, w] on the U-Net's device/dtype,
-    the windows as lists of positions into this sequence).
-    """
-    n = len(conditioning)
-    active = [True] * n if active is None else [bool(a) for a in active]
-    if len(active) != n:
-        raise InputMismatchError(f"active has {len(active)} flags for {n} frames")
-    if audio is not None and audio.shape[0] != n:
-        raise InputMismatchError(f"{audio.shape[0]} audio chunks for {n} frames")
-    positions = list(range(n)) if frame_indices is None else [int(i) for i in frame_indices]
-    windows = plan_windows(active, options.window)
-    device, dtype = _model_place(unet)
-    h, w = conditioning.latent_size
-    out = torch.zeros((1, 4, n, h, w), device=device, dtype=dtype)
-    noise = NoiseSource(options.noise_mode, options.seed, (h, w))
-    own_progress = progress is None
-    progress = progress or host.Progress(len(windows) * options.steps, desc="LatentSync")
-    try:
-        for window_index, window in enumerate(windows):
-            host.check_interrupt()
-            window_noise = noise.for_window(window_index, [positions[i] for i in window])
-            window_audio = audio[window] if audio is not None else None
-            latents = sample_window(unet, conditioning.select(window), window_audio, window_noise, options,
-                                    on_step=lambda done, total: progress.update(1))
-            out[:, :, window] = latents
-    finally:
-        if own_progress:
-            progress.close()
-    return out, windows
-
-
 # --------------------------------------------------------------------------- stage 3: decode
+@stage("vae_decode")
 @torch.no_grad()
 def decode_faces(vae: Any, latents: torch.Tensor, conditioning: FaceLatents) -> torch.Tensor:
     """Decode [1, 4, F, h, w] latents and keep the original face where the mask says so.
@@ -287,47 +251,3 @@ def faces_to_uint8(faces: torch.Tensor) -> np.ndarray:
     """[F, 3, R, R] in [-1, 1] -> uint8 [F, R, R, 3] (rounded)."""
     x = ((faces.detach().float().clamp(-1, 1) + 1.0) * 127.5).round_().to(torch.uint8)
     return x.permute(0, 2, 3, 1).cpu().numpy()
-
-
-# --------------------------------------------------------------------------- all stages, window by window
-@torch.no_grad()
-def sync_faces(unet: Any, vae: Any, faces: Any, keep_mask: Any, audio: torch.Tensor | None,
-               options: SamplerOptions = SamplerOptions(), *, active: Sequence[bool] | None = None,
-               frame_indices: Sequence[int] | None = None, progress: host.Progress | None = None,
-               on_window: Callable[[int, list[int]], None] | None = None) -> torch.Tensor:
-    """Aligned face crops in, the same crops with a regenerated mouth out: encode, sample, decode per window.
-
-    For in-memory sequences (ComfyUI IMAGE batches): faces uint8 [N, R, R, 3] (or [N, 3, R, R] in
-    [-1, 1]), keep_mask 1 = keep, audio [N, L, C]; `active` [N] (default all) marks the frames to
-    regenerate, the others come back unchanged. Only one window's latents exist at a time. Returns
-    float32 [N, 3, R, R] in [-1, 1] on the CPU, ready for face.restore_faces.
-    """
-    pixels = faces_to_tensor(faces)
-    n = pixels.shape[0]
-    active = [True] * n if active is None else [bool(a) for a in active]
-    if len(active) != n or (audio is not None and audio.shape[0] != n):
-        raise InputMismatchError(f"{n} faces but {len(active)} active flags and "
-                                 f"{None if audio is None else audio.shape[0]} audio chunks")
-    positions = list(range(n)) if frame_indices is None else [int(i) for i in frame_indices]
-    windows = plan_windows(active, options.window)
-    device, dtype = _model_place(unet)
-    noise = NoiseSource(options.noise_mode, options.seed, (pixels.shape[-1] // SPATIAL_FACTOR,) * 2)
-    generator = vae_generator(options.seed)
-    out = pixels.clone()
-    own_progress = progress is None
-    progress = progress or host.Progress(len(windows) * options.steps, desc="LatentSync")
-    try:
-        for window_index, window in enumerate(windows):
-            host.check_interrupt()
-            cond = encode_faces(vae, pixels[window], keep_mask, sample=options.sample_latents, generator=generator,
-                                device=device, dtype=dtype)
-            latents = sample_window(unet, cond, audio[window] if audio is not None else None,
-                                    noise.for_window(window_index, [positions[i] for i in window]), options,
-                                    on_step=lambda done, total: progress.update(1))
-            out[window] = decode_faces(vae, latents, cond).float().cpu()
-            if on_window is not None:
-                on_window(window_index, window)
-    finally:
-        if own_progress:
-            progress.close()
-    return out

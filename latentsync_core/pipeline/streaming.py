@@ -1,17 +1,18 @@
-"""The streaming lip-sync engine: frames in output order -> faces -> 16-frame windows -> frames out.
+"""The streaming runner: frames in output order -> faces -> the engine's windows -> frames out.
 
 Memory does not grow with the video: frames are decoded a chunk at a time, a frame is kept only from
 when it is read until its window has been restored and everything before it written, and windows
-never stretch over more than `max_span` frames (a face gap closes the open window early). The face
-track of the source video (its affines, a few floats per frame) is the only per-frame state kept,
-so looped passes (pingpong/loop) reuse it instead of detecting again.
+never stretch over more than `max_span` frames (times the frame stride; a face gap closes the open
+window early). The face track of the source video (its affines, a few floats per frame) is the only
+per-frame state kept, so looped passes (pingpong/loop) reuse it instead of detecting again. Decoding
+and face tracking run `prefetch` chunks ahead in a background thread, overlapping the model's work.
 """
 from __future__ import annotations
 
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -19,40 +20,18 @@ import torch
 
 from .. import host
 from ..errors import FaceError
-from ..face import FaceAligner, FaceTracker, mouth_mask, restore_faces
-from ..face.align import warp_crops
+from ..face.align import FaceCropper, warp_crops
 from ..face.geometry import valid_affines
-from ..sampler import NoiseSource, WindowBuilder
+from ..face.restore import restore_faces
+from ..profile import stage, timed_iter
+from .options import LipsyncOptions
+from .prefetch import prefetch as prefetched
 from .source import FrameSource, plan_runs
-from .stages import SamplerOptions, decode_faces, encode_faces, sample_window, vae_generator
+from .stages import faces_to_tensor
 
 log = logging.getLogger("latentsync")
 
-
-@dataclass
-class LipsyncOptions:
-    """Everything `lipsync` can be told, official behaviour by default.
-
-    resolution: face crop size R (None: the U-Net's trained resolution). loop_mode / tail_mode: see
-    pipeline.source. silence: mark silent frames (True or an audio.SilenceOptions) and keep their
-    original mouth. max_frames: stop after this many output frames (previews, tests). chunk_size:
-    frames decoded and face-tracked at a time; max_span: the most output frames one window may
-    stretch over (a face gap closes it early), together they bound the frames held in memory.
-    """
-
-    sampler: SamplerOptions = field(default_factory=SamplerOptions)
-    resolution: int | None = None
-    loop_mode: str = "pingpong"
-    tail_mode: str = "trim"
-    silence: Any = False
-    max_frames: int | None = None
-    chunk_size: int = 16
-    max_span: int = 32
-    mask_shape: str = "bowl"  # face.mouth_mask shape
-    tracker: dict = field(default_factory=dict)  # FaceTracker options (every_k, smoothing, face_choice...)
-    crf: int = 18
-    still_fps: float = 25.0  # frame rate given to a still image input
-    offload_whisper: bool = True  # move the audio encoder off the GPU once the features are computed
+__all__ = ["LipsyncOptions", "StreamStats", "lipsync_frames", "stream_frames"]
 
 
 @dataclass
@@ -66,33 +45,31 @@ class StreamStats:
 class _SourceFaces:
     """Face affines of every source frame, tracked once in source order and reused on later passes."""
 
-    def __init__(self, num_frames: int, resolution: int, tracker: FaceTracker, device: torch.device):
+    def __init__(self, num_frames: int, cropper: FaceCropper, device: torch.device):
         self.affines = np.full((num_frames, 2, 3), np.nan, np.float32)
         self.tracked = 0  # source frames 0 .. tracked-1 have their affines
-        self.tracker = tracker
-        self.aligner = FaceAligner(resolution, smooth=True, device=device)
-        self.resolution = resolution
+        self.cropper = cropper
+        self.resolution = cropper.resolution
         self.device = device
 
     def crops(self, src: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(affines [n, 2, 3], valid [n], crops uint8 [n, R, R, 3]; zeros where there is no face)."""
+        """(affines [n, 2, 3], valid [n], crops uint8 [n, R, R, 3]; 127 or zeros where there is no face)."""
         if src[0] == self.tracked:  # first visit: every run plan starts with the source in order
             if not np.array_equal(src, np.arange(self.tracked, self.tracked + len(src))):
                 raise RuntimeError("source frames must first be visited in order (internal error)")
-            track = self.tracker.process(frames)
-            points = np.where(track.valid[:, None, None], track.points, np.nan)
-            crops, affines = self.aligner.align(frames, points)
-            self.affines[src] = affines
+            crops, info, _ = self.cropper.process(frames)
+            self.affines[src] = info.affines
             self.tracked += len(src)
-            return affines, valid_affines(affines), crops
+            return info.affines, info.valid, crops
         if src.max() >= self.tracked:
             raise RuntimeError("source frames must first be visited in order (internal error)")
         affines = self.affines[src]
         valid = valid_affines(affines)
         crops = np.zeros((len(src), self.resolution, self.resolution, 3), np.uint8)
         if valid.any():
-            warped = warp_crops(frames[valid], affines[valid], self.resolution, self.device)
-            crops[valid] = warped.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            with stage("align"):
+                warped = warp_crops(frames[valid], affines[valid], self.resolution, self.device)
+                crops[valid] = warped.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         return affines, valid, crops
 
 
@@ -110,7 +87,7 @@ def lipsync_frames(source: FrameSource, total: int, audio_chunks: Callable[[list
                    options: LipsyncOptions | None = None,
                    stats: StreamStats | None = None,
                    on_window: Callable[[int, list[int]], None] | None = None) -> Iterator[np.ndarray]:
-    """Yield the `total` output frames (uint8 [H, W, 3] each, in order).
+    """Yield the `total` output frames (uint8 [H, W, 3] each, in order), with an engine made from `options`.
 
     `audio_chunks(indices)` -> [len, L, C] Whisper chunks of those output frames. `regenerate(i)`:
     False for output frames that must be left as they are (silent, past the audio); frames without a
@@ -118,40 +95,61 @@ def lipsync_frames(source: FrameSource, total: int, audio_chunks: Callable[[list
     shows source frame `source_index(i, ...)` for `options.loop_mode`. Raises FaceError when no frame
     had a face.
     """
+    from .engine import LipsyncEngine
+
     options = options or LipsyncOptions()
     if options.resolution is None:
         raise ValueError("lipsync_frames needs options.resolution (the face crop size)")
-    sopt = options.sampler
-    stats = stats if stats is not None else StreamStats()
-    device = next(unet.parameters()).device
-    tracker = FaceTracker(detector, **options.tracker)
-    faces = _SourceFaces(source.num_frames, options.resolution, tracker, device)
-    keep_mask = 1.0 - mouth_mask(options.resolution, options.mask_shape)
-    noise = NoiseSource(sopt.noise_mode, sopt.seed, (options.resolution // 8,) * 2)
-    vae_gen = vae_generator(sopt.seed)
-    builder = WindowBuilder(sopt.window, options.max_span)
-    pending: deque[_Pending] = deque()
-    window_budget = max(1, math.ceil(total / sopt.window)) * sopt.steps
+    engine = LipsyncEngine.from_options(unet, vae, options)
+    return stream_frames(engine, source, total, audio_chunks, detector, regenerate=regenerate,
+                         loop_mode=options.loop_mode, chunk_size=options.chunk_size, tracker=options.tracker,
+                         stats=stats, on_window=on_window, prefetch=options.prefetch)
 
-    def run_window(window: list[int], progress: host.Progress) -> None:
-        host.check_interrupt()
+
+def stream_frames(engine: Any, source: FrameSource, total: int, audio_chunks: Callable[[list[int]], torch.Tensor],
+                  detector: Any, *, regenerate: Callable[[int], bool] | None = None, loop_mode: str = "pingpong",
+                  chunk_size: int = 16, tracker: dict | None = None, stats: StreamStats | None = None,
+                  on_window: Callable[[int, list[int]], None] | None = None, prefetch: int = 2
+                  ) -> Iterator[np.ndarray]:
+    """The engine over a frame source (see `lipsync_frames`); only feeds `engine`'s window runner."""
+    stats = stats if stats is not None else StreamStats()
+    cropper = FaceCropper(detector, engine.resolution, device=engine.device, **(tracker or {}))
+    faces = _SourceFaces(source.num_frames, cropper, engine.device)
+    builder = engine.window_builder(source.fps)
+    pending: deque[_Pending] = deque()
+    window_budget = max(1, math.ceil(total / engine.sampler.window)) * engine.sampler.steps
+
+    def crops_of(window: list[int]) -> np.ndarray:
         base = pending[0].index
-        entries = [pending[i - base] for i in window]
-        cond = encode_faces(vae, np.stack([e.crop for e in entries]), keep_mask, sample=sopt.sample_latents,
-                            generator=vae_gen, device=device, dtype=next(unet.parameters()).dtype)
-        latents = sample_window(unet, cond, audio_chunks(window), noise.for_window(stats.windows, window), sopt,
-                                on_step=lambda done, total_steps: progress.update(1))
-        new_faces = decode_faces(vae, latents, cond)
-        frames = np.stack([e.frame for e in entries])
-        restored = restore_faces(frames, new_faces, np.stack([e.affine for e in entries]), inplace=True,
-                                 device=device)
-        for entry, frame in zip(entries, restored):
-            entry.frame = frame
-        stats.windows += 1
-        stats.regenerated += len(window)
-        if on_window is not None:
-            on_window(stats.windows, window)
-        log.debug("window %d: frames %d..%d", stats.windows, window[0], window[-1])
+        return np.stack([pending[i - base].crop for i in window])
+
+    def faces_ahead() -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """(first output index, frames, affines, valid, crops) per chunk, in output order."""
+        for run in plan_runs(total, source.num_frames, loop_mode):
+            out_index = run.out_start
+            for frames in timed_iter("decode", source.read_run(run, chunk_size)):
+                host.check_interrupt()
+                offset = out_index - run.out_start
+                src = run.first + run.step * np.arange(offset, offset + len(frames))
+                affines, valid, crops = faces.crops(src, frames)
+                yield out_index, frames, affines, valid, crops
+                out_index += len(frames)
+
+    @stage("restore")
+    def restore(results) -> None:
+        for window, image, _latents in results:
+            base = pending[0].index
+            entries = [pending[i - base] for i in window]
+            frames = np.stack([e.frame for e in entries])
+            restored = restore_faces(frames, faces_to_tensor(image), np.stack([e.affine for e in entries]),
+                                     inplace=True, device=engine.device)
+            for entry, frame in zip(entries, restored):
+                entry.frame = frame
+            stats.windows += 1
+            stats.regenerated += len(window)
+            if on_window is not None:
+                on_window(stats.windows, window)
+            log.debug("window %d: frames %d..%d", stats.windows, window[0], window[-1])
 
     def ready(limit: int) -> Iterator[np.ndarray]:
         while pending and pending[0].index < limit:
@@ -159,27 +157,29 @@ def lipsync_frames(source: FrameSource, total: int, audio_chunks: Callable[[list
             yield pending.popleft().frame  # a view: no copy of the frame on its way to the encoder
 
     with host.Progress(window_budget, desc="LatentSync") as progress:
-        for run in plan_runs(total, source.num_frames, options.loop_mode):
-            out_index = run.out_start
-            for frames in source.read_run(run, options.chunk_size):
-                host.check_interrupt()
-                offset = out_index - run.out_start
-                src = run.first + run.step * np.arange(offset, offset + len(frames))
-                affines, valid, crops = faces.crops(src, frames)
+        runner = engine.runner(crops_of, audio_chunks, progress)
+        chunks = prefetched(faces_ahead(), prefetch) if prefetch > 0 else faces_ahead()
+        try:
+            for out_index, frames, affines, valid, crops in chunks:
                 for k in range(len(frames)):
                     i = out_index + k
                     active = bool(valid[k]) and (regenerate is None or regenerate(i))
                     stats.face_frames += int(valid[k])
                     pending.append(_Pending(i, frames[k], crops[k] if active else None, affines[k]))
                     for window in builder.push(i, active):
-                        run_window(window, progress)
-                    yield from ready(builder.pending[0] if builder.pending else i + 1)
-                out_index += len(frames)
+                        restore(runner.add(window))
+                    held = [f for f in (runner.queued_first, builder.pending[0] if builder.pending else None)
+                            if f is not None]
+                    yield from ready(min(held) if held else i + 1)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
         for window in builder.flush():
-            run_window(window, progress)
+            restore(runner.add(window))
+        restore(runner.flush())
         yield from ready(total)
         progress.update(max(0, window_budget - progress.current))
     if stats.face_frames == 0:
-        tracker.finish()  # raises the detector-specific "no face found" error
+        cropper.finish()  # raises the detector-specific "no face found" error
         raise FaceError(f"no face found in any frame of {source.name}")
-    tracker.finish()
+    cropper.finish()

@@ -6,7 +6,12 @@ Modes:
 - "per-window": one such draw per window (repeated over that window's frames).
 - "per-frame": an independent draw per video frame, keyed on the frame's index (not its window), so
   a frame's noise does not depend on how frames were grouped.
-Noise is drawn on the CPU in float32 and only then moved, so a seed gives bit-identical noise on
+- "official": what the official pipeline draws (``lipsync_pipeline.prepare_latents`` after
+  ``set_seed(seed)`` in ``scripts/inference.py``): ONE ``torch.randn([1, 4, 1, h, w])`` on the compute
+  device in the model dtype from a generator freshly seeded with ``seed``, repeated over every frame.
+  With the same device type, dtype, seed and weights this is the official's noise bit for bit (CUDA
+  and CPU generators differ, so a CPU run does not match an official CUDA run).
+The other modes draw on the CPU in float32 and only then move, so a seed gives bit-identical noise on
 CPU and GPU.
 """
 from __future__ import annotations
@@ -16,8 +21,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-NOISE_MODES = ("shared", "per-window", "per-frame")
-_MODE_ALIASES = {"official": "shared", "per_window": "per-window", "per_frame": "per-frame"}
+NOISE_MODES = ("shared", "per-window", "per-frame", "official")
+_MODE_ALIASES = {"per_window": "per-window", "per_frame": "per-frame"}
 _STREAM_TAGS = {"per-window": 1, "per-frame": 2}
 
 
@@ -38,18 +43,38 @@ def _draw(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
 
 
-class NoiseSource:
-    """Hands each window its initial noise [1, channels, F, h, w] (float32, CPU)."""
+def official_draw(seed: int, shape: tuple[int, ...], device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Generator]:
+    """The official's initial noise: ``set_seed(seed)`` seeds the device's default generator, then
+    ``randn`` on that device in the model dtype (MPS draws on the CPU, as the official does).
+    Returns the noise and the generator, which the official goes on drawing from (its VAE posterior
+    samples, masked image then reference latents per window)."""
+    device = torch.device(device)
+    draw_on = torch.device("cpu") if device.type == "mps" else device
+    generator = torch.Generator(device=draw_on).manual_seed(int(seed))
+    return torch.randn(shape, generator=generator, device=draw_on, dtype=dtype).to(device), generator
 
-    def __init__(self, mode: str, seed: int, latent_size: tuple[int, int], channels: int = 4):
+
+class NoiseSource:
+    """Hands each window its initial noise [1, channels, F, h, w]: float32 on the CPU, except mode
+    ``official``, which is drawn (once) on ``device`` in ``dtype``, the compute device and model dtype."""
+
+    def __init__(self, mode: str, seed: int, latent_size: tuple[int, int], channels: int = 4,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
         self.mode = normalize_noise_mode(mode)
         self.seed = int(seed)
         self.frame_shape = (1, channels, 1, int(latent_size[0]), int(latent_size[1]))
-        self._shared = _draw(self.seed, self.frame_shape) if self.mode == "shared" else None
+        #: official mode: the generator after the noise draw; the official's VAE samples continue from it
+        self.generator: torch.Generator | None = None
+        if self.mode == "official":
+            self._shared, self.generator = official_draw(self.seed, self.frame_shape, device or "cpu",
+                                                         dtype or torch.float32)
+        else:
+            self._shared = _draw(self.seed, self.frame_shape) if self.mode == "shared" else None
 
     def for_window(self, window_index: int, frame_indices: Sequence[int]) -> torch.Tensor:
         count = len(frame_indices)
-        if self.mode == "shared":
+        if self.mode in ("shared", "official"):
             return self._shared.repeat(1, 1, count, 1, 1)
         tag = _STREAM_TAGS[self.mode]
         if self.mode == "per-window":

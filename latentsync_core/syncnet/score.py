@@ -231,40 +231,21 @@ def _check_fps(fps: float) -> float:
 def _face_stream(frames: Any, resolution: int, aligned: bool, detector: Any, chunk_size: int
                  ) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
     """(lower halves, has-face mask) per chunk of `frames`; detects and aligns faces unless `aligned`."""
-    from ..face import FaceAligner, FaceTracker, crop_track
+    from ..face.align import FaceCropper
     from ..face.frames import as_rgb_uint8
+    from ..face.track import frame_chunks
 
-    tracker = None if aligned else FaceTracker(detector)
-    aligner = None if aligned else FaceAligner(resolution)
-    for chunk in _chunks(frames, chunk_size):
+    cropper = None if aligned else FaceCropper(detector, resolution)
+    for chunk in frame_chunks(frames, chunk_size):
         host.check_interrupt()
-        chunk = as_rgb_uint8(chunk)
         if aligned:
+            chunk = as_rgb_uint8(chunk)
             yield syncnet_halves(chunk, resolution), np.ones(len(chunk), bool)
             continue
-        track = tracker.process(chunk)
-        crops, info = crop_track(chunk, track, resolution, aligner=aligner)
+        crops, info, _ = cropper.process(chunk)
         yield syncnet_halves(crops, resolution), info.valid
-    if tracker is not None:
-        tracker.finish()
-
-
-def _chunks(frames: Any, chunk_size: int) -> Iterator[Any]:
-    if hasattr(frames, "shape") and len(frames.shape) == 4:
-        for start in range(0, frames.shape[0], chunk_size):
-            yield frames[start:start + chunk_size]
-        return
-    pending = []
-    for item in frames:
-        if hasattr(item, "shape") and len(item.shape) == 4:
-            yield item
-            continue
-        pending.append(np.asarray(item))
-        if len(pending) == chunk_size:
-            yield np.stack(pending)
-            pending = []
-    if pending:
-        yield np.stack(pending)
+    if cropper is not None:
+        cropper.finish()
 
 
 def score_sync(syncnet: StableSyncNet, frames: Any, audio: Any, fps: float = TRAINED_FPS, *,

@@ -40,7 +40,7 @@ def _add_score(sub) -> None:
     p.add_argument("--syncnet", help="StableSyncNet checkpoint (default: models/latentsync/stable_syncnet.pt)")
     p.add_argument("--aligned", action="store_true",
                    help="the videos already are aligned face crops (prepared dataset clips): skip face detection")
-    p.add_argument("--detector", default="bundled", choices=["bundled", "insightface"])
+    p.add_argument("--detector", default="auto", choices=["auto", "bundled", "insightface"])
     p.add_argument("--vshift", type=int, default=15, help="search audio offsets of +-N frames")
     p.add_argument("--stride", type=int, default=1, help="score every N-th 16-frame window (faster)")
     p.add_argument("--json", action="store_true", help="print one JSON object per video")
@@ -79,12 +79,15 @@ def _add_prepare(sub) -> None:
     p.add_argument("--segment-seconds", type=float, default=5.0)
     p.add_argument("--min-frames", type=int, default=32, help="shorter clips are dropped (two 16-frame windows)")
     p.add_argument("--no-scenes", action="store_true", help="do not split at scene cuts")
-    p.add_argument("--detector", default="bundled", choices=["bundled", "insightface"])
+    p.add_argument("--detector", default="auto", choices=["auto", "bundled", "insightface"])
     p.add_argument("--syncnet", help="StableSyncNet for the sync filter (default: models/latentsync/stable_syncnet.pt "
                                      "when present)")
     p.add_argument("--no-sync", action="store_true", help="skip the sync filter and offset correction")
     p.add_argument("--min-sync-confidence", type=float, default=None,
-                   help="drop clips under this StableSyncNet confidence (default: keep all, only fix offsets)")
+                   help="also drop clips under this absolute StableSyncNet confidence (default: none)")
+    p.add_argument("--min-sync-ratio", type=float, default=3 / 14,
+                   help="drop clips whose sync confidence is under this fraction of their median distance: the "
+                        "official SyncNet-v2 threshold (3 at a median of ~14) on StableSyncNet's scale; 0 keeps all")
     p.add_argument("--max-offset", type=int, default=6, help="drop clips whose AV offset exceeds N frames")
     p.add_argument("--max-videos", type=int, default=None)
     p.set_defaults(handler=cmd_prepare)
@@ -109,6 +112,7 @@ def cmd_prepare(args) -> int:
     options = PrepareOptions(resolution=args.resolution, segment_seconds=args.segment_seconds,
                              min_frames=args.min_frames, detect_scenes=not args.no_scenes, detector=args.detector,
                              min_sync_confidence=args.min_sync_confidence, max_offset=args.max_offset,
+                             min_sync_ratio=args.min_sync_ratio,
                              max_videos=args.max_videos)
     report = prepare_dataset(args.input, args.output, options, syncnet=prepare_syncnet(args.syncnet, args.no_sync))
     print(report.summary())
@@ -142,6 +146,13 @@ def _add_train(sub) -> None:
     p.add_argument("--syncnet", help="StableSyncNet for the sync loss (default: models/latentsync/stable_syncnet.pt "
                                      "when present)")
     p.add_argument("--no-sync", action="store_true", help="train without the SyncNet loss")
+    p.add_argument("--trepa", nargs="?", const="auto", default=None, metavar="PATH",
+                   help="require the TREPA loss: the official VideoMAE-v2 checkpoint (vit_g_hybrid_pt_1200e_ssv2_ft.pth; "
+                        "without PATH: looked up in models/latentsync). Default: on when that file is present")
+    p.add_argument("--no-trepa", action="store_true", help="train without the TREPA loss")
+    p.add_argument("--lpips", action="store_true",
+                   help="require the LPIPS loss (an error when the lpips package is missing). Default: on when usable")
+    p.add_argument("--no-lpips", action="store_true", help="train without the LPIPS loss")
     p.set_defaults(handler=cmd_train)
 
 
@@ -155,6 +166,8 @@ def cmd_train(args) -> int:
     from .losses import load_lpips, load_trepa
     from .trainer import TrainOptions, default_save_dir, train_stage2
 
+    if (args.trepa and args.no_trepa) or (args.lpips and args.no_lpips):
+        raise LatentSyncError("--trepa/--no-trepa and --lpips/--no-lpips: give at most one of each pair")
     device = host.get_device()
     half = torch.float16 if device.type == "cuda" else torch.float32  # frozen helpers: fp16 on GPU, as the official
     unet = load_unet(resolve_model(args.unet, model_files.UNET), device, torch.float32)
@@ -166,8 +179,11 @@ def cmd_train(args) -> int:
                            gradient_checkpointing=not args.no_gradient_checkpointing, seed=args.seed,
                            save_every=args.save_every, save_dir=args.out, run_name=args.name, resume=args.resume,
                            num_frames=args.num_frames)
-    result = train_stage2(unet, vae, whisper, args.data, options, syncnet=syncnet, lpips=load_lpips(device),
-                          trepa=load_trepa(None, device), device=device)
+    lpips = None if args.no_lpips else load_lpips(device, required=args.lpips)
+    trepa = None if args.no_trepa else load_trepa(None if args.trepa in (None, "auto") else args.trepa, device,
+                                                  half, required=args.trepa is not None)
+    result = train_stage2(unet, vae, whisper, args.data, options, syncnet=syncnet, lpips=lpips,
+                          trepa=trepa, device=device)
     save_dir = Path(args.out) if args.out else default_save_dir()
     plot = save_dir / f"{args.name}-losses.png"
     Image.fromarray(result.plot()).save(plot)

@@ -1,9 +1,10 @@
 """Stage-2 loss terms besides the noise MSE: differentiable VAE decoding, SyncNet, LPIPS and TREPA.
 
 Weights (configs/unet/stage2.yaml): 1 x MSE(eps) + 0.05 x sync + 0.1 x LPIPS + 10 x TREPA.
-LPIPS (VGG) needs the `lpips` package and torchvision's VGG16 weights; TREPA needs a VideoMAE-v2
-ViT-g feature extractor. Neither ships with this pack: `load_lpips` / `load_trepa` return None (and the
-trainer logs that the term is off) when they are not available, rather than inventing a stand-in.
+LPIPS (VGG) needs the `lpips` package and torchvision's VGG16 weights; TREPA needs the official
+VideoMAE-v2 ViT-g checkpoint (loaded by our own `videomae` module). Neither ships with this pack:
+`load_lpips` / `load_trepa` return None (and the trainer logs that the term is off) when they are not
+available, or raise a clear error when the user asked for them.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from ..errors import LatentSyncError
 from ..syncnet.config import face_resolution, frames_per_window
 from ..syncnet.losses import sync_bce_loss
 from ..vae import SCALING_FACTOR, SHIFT_FACTOR
@@ -82,30 +84,57 @@ def trepa_loss(features: VideoFeatures, pred: torch.Tensor, target: torch.Tensor
     return F.mse_loss(fake, real)
 
 
-def load_lpips(device: torch.device | str) -> PerceptualLoss | None:
-    """LPIPS (VGG) when the `lpips` package and its weights are usable here, else None (logged)."""
+def load_lpips(device: torch.device | str, required: bool = False) -> PerceptualLoss | None:
+    """LPIPS (VGG) when the `lpips` package and its weights are usable here, else None (logged), or a
+    clear error when ``required`` (the user asked for the term)."""
+    def unavailable(reason: str) -> None:
+        if required:
+            raise LatentSyncError(f"LPIPS was asked for but {reason}. Install it with `pip install lpips` (it "
+                                  "needs torchvision and downloads VGG16 weights once), or drop --lpips")
+        log.info("LPIPS term off: %s", reason)
+
     try:
         import lpips  # noqa: F401  (optional; pulls torchvision)
     except ImportError:
-        log.info("LPIPS term off: the `lpips` package is not installed (it needs torchvision's VGG16 weights)")
-        return None
+        return unavailable("the `lpips` package is not installed (it needs torchvision's VGG16 weights)")
     try:
         model = lpips.LPIPS(net="vgg", verbose=False).to(device).eval().requires_grad_(False)
     except Exception as exc:  # noqa: BLE001  (a missing download surfaces as many error types)
-        log.info("LPIPS term off: its VGG weights could not be loaded (%s)", exc)
-        return None
+        return unavailable(f"its VGG weights could not be loaded ({exc})")
     return model
 
 
-def load_trepa(path: Any, device: torch.device | str) -> VideoFeatures | None:
-    """A VideoMAE-v2 feature extractor for TREPA, or None (logged) when none is available.
+TREPA_FILE = "vit_g_hybrid_pt_1200e_ssv2_ft.pth"
 
-    The pack has no VideoMAE-v2 implementation; pass any callable video -> features (e.g. the official
-    ViT-g/14 `forward_features`) to the trainer's `trepa` argument to enable the term.
+
+def find_trepa() -> Any:
+    """The official TREPA checkpoint in the model folders (``latentsync/``, as the other auxiliary files)."""
+    from .. import host
+
+    return host.find_model("latentsync", TREPA_FILE)
+
+
+def load_trepa(path: Any, device: torch.device | str, dtype: torch.dtype = torch.float32,
+               required: bool = False) -> VideoFeatures | None:
+    """The VideoMAE-v2 feature extractor for TREPA (`videomae.load_videomae`), or None (logged).
+
+    ``path``: the checkpoint; None looks for ``vit_g_hybrid_pt_1200e_ssv2_ft.pth`` in the model folders.
+    ``required``: the user asked for TREPA, so a missing file is an error instead of a log line.
     """
-    if path:
-        log.info("TREPA term off: loading VideoMAE-v2 from %s is not supported by this pack; pass a feature "
-                 "extractor callable to train_stage2(trepa=...) instead", path)
-    else:
-        log.info("TREPA term off: no VideoMAE-v2 (vit_g_hybrid_pt_1200e_ssv2_ft.pth) feature extractor given")
-    return None
+    from .videomae import load_videomae
+
+    if path is None:
+        path = find_trepa()
+        if path is None:
+            if required:
+                raise LatentSyncError(f"TREPA was asked for but {TREPA_FILE} was not found in models/latentsync; "
+                                      "download the official VideoMAE-v2 checkpoint there or pass its path")
+            log.info("TREPA term off: no VideoMAE-v2 checkpoint (%s) in models/latentsync", TREPA_FILE)
+            return None
+    model = load_videomae(path, device, dtype)
+    log.info("TREPA term on: VideoMAE-v2 from %s", path)
+
+    def features(video: torch.Tensor) -> torch.Tensor:
+        return model(video.to(dtype))
+
+    return features

@@ -15,6 +15,16 @@ LATENT_CHANNELS = 4
 SPATIAL_FACTOR = 8
 
 
+def scale_latents(latents: torch.Tensor) -> torch.Tensor:
+    """Raw VAE latents (ComfyUI's LATENT convention, what VAE Encode gives) -> the U-Net's scaled latents."""
+    return (latents - SHIFT_FACTOR) * SCALING_FACTOR
+
+
+def unscale_latents(latents: torch.Tensor) -> torch.Tensor:
+    """The U-Net's scaled latents -> raw VAE latents, which ComfyUI's VAE Decode and LATENT sockets expect."""
+    return latents / SCALING_FACTOR + SHIFT_FACTOR
+
+
 class LatentVAE(ABC):
     """Encode faces to scaled latents and back.
 
@@ -56,7 +66,7 @@ class LatentVAE(ABC):
             if sample:
                 eps = torch.randn(mean.shape, generator=generator, dtype=torch.float32, device="cpu")
                 z = z + std.to(work) * eps.to(mean.device, work)
-            out.append(((z - SHIFT_FACTOR) * SCALING_FACTOR))
+            out.append(scale_latents(z))
         return torch.cat(out)
 
     @torch.no_grad()
@@ -65,7 +75,7 @@ class LatentVAE(ABC):
             raise ValueError(f"VAE.decode expects latents [B, 4, h, w], got {tuple(latents.shape)}")
         out = []
         for start in range(0, latents.shape[0], max(1, self.batch_size)):
-            z = latents[start:start + self.batch_size] / SCALING_FACTOR + SHIFT_FACTOR
+            z = unscale_latents(latents[start:start + self.batch_size])
             out.append(self._decode_unscaled(z))
         return torch.cat(out)
 

@@ -1,9 +1,12 @@
 """ComfyUI `VAE` backend (comfy.sd.VAE, what the core VAELoader returns), used by duck typing.
 
 `VAE.encode` returns the posterior *mean* (its regulariser runs with sample=False) of pixels
-[B, H, W, C] in [0, 1], unscaled, and manages device placement itself. For the official posterior
-*sample* we swap in, for the duration of one call, a regulariser that returns mean + std * eps with
-eps from our generator, so ComfyUI still does the loading, batching and OOM fallback.
+[B, H, W, C] in [0, 1], unscaled, and manages device placement itself. The official pipeline samples
+the posterior, which needs its std too. For the duration of one call we swap in a regulariser that
+returns mean and std stacked as 2 x 4 channels and tell the VAE it has 8 latent channels, so ComfyUI
+still does the loading, batching and OOM fallback: its tiled fallback calls the regulariser once per
+tile and blends the tiles linearly, which blends mean and std alike, so both come back assembled at
+the full size whatever path ComfyUI took.
 """
 from __future__ import annotations
 
@@ -15,18 +18,13 @@ import torch
 from .base import LATENT_CHANNELS, SPATIAL_FACTOR, LatentVAE, wrong_vae_error
 
 
-class _PosteriorCapture(torch.nn.Module):
-    """Stands in for DiagonalGaussianRegularizer: records (mean, std) of each batch, returns the mean."""
-
-    def __init__(self):
-        super().__init__()
-        self.batches: list[tuple[torch.Tensor, torch.Tensor]] = []
+class _PosteriorMoments(torch.nn.Module):
+    """Stands in for DiagonalGaussianRegularizer: returns (mean, std) stacked on the channel axis."""
 
     def forward(self, moments: torch.Tensor):
         mean, logvar = torch.chunk(moments, 2, dim=1)
         std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))
-        self.batches.append((mean, std))
-        return mean, None
+        return torch.cat([mean, std], dim=1), None
 
 
 class ComfyVAE(LatentVAE):
@@ -55,26 +53,30 @@ class ComfyVAE(LatentVAE):
         return getattr(self.vae, "vae_dtype", torch.float32)
 
     @contextlib.contextmanager
-    def _capturing_posterior(self) -> Iterator[_PosteriorCapture | None]:
+    def _returning_moments(self) -> Iterator[bool]:
+        """While active, `self.vae.encode` returns [mean, std] (8 channels); yields False for a VAE without a
+        Gaussian posterior (then only its mean is available)."""
         model = self.vae.first_stage_model
         original = getattr(model, "regularization", None)
-        if original is None:  # not a KL autoencoder: only the mean is available
-            yield None
+        if original is None:
+            yield False
             return
-        capture = _PosteriorCapture()
-        model.regularization = capture
+        channels = self.vae.latent_channels
+        model.regularization = _PosteriorMoments()
+        self.vae.latent_channels = 2 * channels  # the tiled fallback sizes its output by this
         try:
-            yield capture
+            yield True
         finally:
             model.regularization = original
+            self.vae.latent_channels = channels
 
     def _posterior(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pixels = ((images.float() + 1.0) / 2.0).movedim(1, -1)
-        with self._capturing_posterior() as capture:
-            mean = self.vae.encode(pixels)
-        if capture is None or not capture.batches:
-            return mean, torch.zeros_like(mean)
-        std = torch.cat([s.to(mean.device, torch.float32) for _, s in capture.batches])
+        with self._returning_moments() as moments:
+            out = self.vae.encode(pixels)
+        if not moments:
+            return out, torch.zeros_like(out)
+        mean, std = torch.chunk(out, 2, dim=1)
         return mean, std
 
     def _decode_unscaled(self, latents: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,34 @@
+"""`run` options reach the engine: DeepCache 3, training-rate spacing, official length, batch, compile."""
+from __future__ import annotations
+
+import pytest
+
+from latentsync_core.cli import _build_parser
+from latentsync_core.pipeline.cli import options_from_args
+
+
+def _options(*flags):
+    return options_from_args(_build_parser().parse_args(["run", *flags]), 64)
+
+
+def test_defaults_are_the_official_run():
+    options = _options()
+    assert options.sampler.deepcache_interval == 3
+    assert options.frame_spacing == "auto" and options.official_length is True
+    assert options.batch == 1 and options.compile is False and options.channels_last is None  # auto: CUDA only
+
+
+def test_flags_reach_the_options():
+    options = _options("--deepcache", "0", "--frame-spacing", "off", "--no-official-length", "--batch", "auto",
+                       "--compile")
+    assert options.sampler.deepcache_interval == 0 and options.frame_spacing == "off"
+    assert options.official_length is False and options.batch == "auto" and options.compile is True
+    assert _options("--frame-spacing", "3", "--batch", "4").frame_spacing == 3
+
+
+@pytest.mark.parametrize("flags,message", [(["--frame-spacing", "fast"], "--frame-spacing takes auto, off"),
+                                           (["--batch", "0"], "--batch takes auto or a number")])
+def test_bad_values_are_named(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        _build_parser().parse_args(["run", *flags])
+    assert message in capsys.readouterr().err
