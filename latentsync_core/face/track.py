@@ -185,7 +185,7 @@ class _TrackState:
 class FaceTracker:
     """Streaming face tracker; feed chunks of frames to `process`, call `finish` at the end."""
 
-    def __init__(self, detector: FaceDetector | str = "bundled", every_k: int = 1, smoothing: float = 0.0,
+    def __init__(self, detector: FaceDetector | str = "auto", every_k: int = 1, smoothing: float = 0.0,
                  face_choice="largest", round_points: bool = False, cut_threshold: float = CUT_THRESHOLD):
         if int(every_k) < 1:
             raise FaceError(f"every_k must be at least 1 (detect on every frame), got {every_k}")
@@ -311,7 +311,7 @@ def frame_chunks(frames, chunk_size: int) -> Iterable[np.ndarray]:
         yield np.stack(pending)
 
 
-def detect_faces(frames, detector: FaceDetector | str = "bundled", every_k: int = 1, smoothing: float = 0.0,
+def detect_faces(frames, detector: FaceDetector | str = "auto", every_k: int = 1, smoothing: float = 0.0,
                  face_choice="largest", round_points: bool = False, chunk_size: int = 32) -> FaceTrack:
     """Track one face through ``frames``: an array/tensor ``[N, H, W, C]``, or any iterable of frames
     ``[H, W, C]`` or chunks ``[n, H, W, C]`` (e.g. `iter_video_frames`), consumed chunk by chunk.

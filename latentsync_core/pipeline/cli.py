@@ -84,7 +84,7 @@ def run_cli(args: Any, sample_media_dir: Path) -> int:
         models = load_models(models_root, dtype=getattr(args, "dtype", "auto"), resolution=resolution)
         options = options_from_args(args, models.resolution)
         result = lipsync(video, audio, out, unet=models.unet, vae=models.vae, whisper=models.whisper,
-                         detector=getattr(args, "detector", "bundled"), options=options)
+                         detector=getattr(args, "detector", "auto"), options=options)
     s = result.stats
     print(f"wrote {result.path}: {result.frames} frames at {result.fps} fps ({result.video_seconds:.2f} s), "
           f"{s.windows} windows, {s.regenerated} frames lip-synced, {result.seconds:.1f} s")

@@ -73,7 +73,7 @@ def prepare_audio(whisper: Any, clip: Any, video_frames: int, fps: Fraction, opt
 
 
 def lipsync(video: str | Path | np.ndarray, audio: Any, out_path: str | Path, *, unet: Any, vae: Any, whisper: Any,
-            detector: Any = "bundled", options: LipsyncOptions | None = None, fps: float | None = None,
+            detector: Any = "auto", options: LipsyncOptions | None = None, fps: float | None = None,
             engine: Any = None) -> LipsyncResult:
     """Lip-sync `video` (file, still image, or uint8 frames [N, H, W, 3] at `fps`) to `audio` (file,
     AudioClip or ComfyUI AUDIO) and write an H.264 mp4 with the original audio to `out_path`.
@@ -102,8 +102,9 @@ def lipsync(video: str | Path | np.ndarray, audio: Any, out_path: str | Path, *,
         clip, mux_audio = _audio_clip(audio)
     with stage("whisper"):
         total, frame_audio = prepare_audio(whisper, clip, source.num_frames, source.fps, options)
-    if options.offload_whisper and isinstance(whisper, torch.nn.Module):
-        host.release_module(whisper)  # needed once per run; its memory goes to the U-Net's windows
+    if options.offload_whisper and not options.lazy_whisper and isinstance(whisper, torch.nn.Module):
+        # All features are computed: its memory goes to the U-Net's windows. Lazy features still need it.
+        host.release_module(whisper)
     host.empty_cache()
     log.info("lip-sync: %d output frames at %s fps from %d source frames (%s), audio %.2f s, %d px faces",
              total, source.fps, source.num_frames, options.loop_mode, frame_audio.audio_seconds, options.resolution)

@@ -249,7 +249,7 @@ def _face_stream(frames: Any, resolution: int, aligned: bool, detector: Any, chu
 
 
 def score_sync(syncnet: StableSyncNet, frames: Any, audio: Any, fps: float = TRAINED_FPS, *,
-               sample_rate: int | None = None, aligned: bool = False, detector: Any = "bundled",
+               sample_rate: int | None = None, aligned: bool = False, detector: Any = "auto",
                vshift: int = DEFAULT_VSHIFT, stride: int = 1, chunk_size: int = 32,
                total_frames: int | None = None) -> SyncScore:
     """Sync confidence and AV offset of a talking-face clip.
@@ -281,7 +281,7 @@ def score_sync(syncnet: StableSyncNet, frames: Any, audio: Any, fps: float = TRA
     return score
 
 
-def score_video_file(syncnet: StableSyncNet, path: Any, *, aligned: bool = False, detector: Any = "bundled",
+def score_video_file(syncnet: StableSyncNet, path: Any, *, aligned: bool = False, detector: Any = "auto",
                      vshift: int = DEFAULT_VSHIFT, stride: int = 1) -> SyncScore:
     """`score_sync` on a video file's frames and its own audio track, streamed."""
     from ..media.audio_file import read_audio
