@@ -60,6 +60,9 @@ def add_run_arguments(run: argparse.ArgumentParser, inputs: bool = True) -> argp
     run.add_argument("--frame-spacing", default="auto", type=_spacing,
                      help="training-rate spacing of each 16-frame window: auto (above 37.5 fps, windows of frames "
                           "round(fps/25) apart, interleaved so every frame is still generated), off, or a stride N")
+    run.add_argument("--blend", default="crop_box", choices=["crop_box", "seamless"],
+                     help="paste-back: crop_box (official) or seamless (feathered mouth mask with colour matching, "
+                          "no visible seam)")
     run.add_argument("--no-official-length", dest="official_length", action="store_false",
                      help="end the output with the audio instead of the official length (1-2 frames longer)")
     run.add_argument("--batch", default="1", type=_batch,

@@ -9,9 +9,12 @@ from comfy_api.latest import io, ui
 
 from latentsync_core import host
 
-from .common import (CATEGORY, DetectorSettings, FaceDetectorType, UnetType, WhisperType, auto_resolution, output,
-                     require_choice, require_model, sampler_inputs, sampler_options, unet_resolution)
+from .common import (CATEGORY, DetectorSettings, FaceDetectorType, UnetType, WhisperType, auto_resolution,
+                     frame_spacing_input, frame_spacing_value, output, require_choice, require_model, sampler_inputs,
+                     sampler_options, unet_resolution)
 from .faces import MASK_SHAPES, RESOLUTIONS
+
+STREAM_BLENDS = ["crop_box", "seamless"]  # the stream pastes whole frames: Paste Back's "mouth" is graph-only
 
 
 def _modes():
@@ -80,6 +83,12 @@ class LatentSyncAllInOne(io.ComfyNode):
                                        "decoded whole."),
                 io.String.Input("video_path", optional=True, default="",
                                 tooltip="Instead of 'video': the name of a video file in ComfyUI's input folder."),
+                frame_spacing_input(),
+                # optional and last like frame_spacing: workflows saved without it keep the official paste
+                io.Combo.Input("blend", options=STREAM_BLENDS, default="crop_box", optional=True,
+                               tooltip="How the new faces are pasted into the frames. crop_box: the whole face crop "
+                                       "with a soft edge (official). seamless: only the mouth area, with a feathered "
+                                       "edge and colour/brightness matched to the frame, so no seam shows."),
             ],
             outputs=[output(io.Video, "video", "The saved lip-synced video.")],
             is_output_node=True,
@@ -89,10 +98,11 @@ class LatentSyncAllInOne(io.ComfyNode):
     def execute(cls, unet, whisper, vae, face_detector, audio, resolution: str, mask_shape: str, loop_mode: str,
                 tail_mode: str, seed: int, steps: int, cfg: float, scheduler: str, deepcache_interval: int,
                 noise_mode: str, silence_gating: bool, filename_prefix: str, video=None,
-                video_path: str = "") -> io.NodeOutput:
+                video_path: str = "", frame_spacing: str = "auto", blend: str = "crop_box") -> io.NodeOutput:
         out_path, subfolder = lipsync_to_file(
             unet, whisper, vae, face_detector, audio, resolution, mask_shape, loop_mode, tail_mode, seed, steps, cfg,
-            scheduler, deepcache_interval, noise_mode, silence_gating, filename_prefix, video, video_path)
+            scheduler, deepcache_interval, noise_mode, silence_gating, filename_prefix, video, video_path,
+            frame_spacing, blend)
         preview = ui.PreviewVideo([ui.SavedResult(out_path.name, subfolder, io.FolderType.output)])
         return io.NodeOutput(host.video_from_file(out_path), ui=preview)
 
@@ -100,7 +110,8 @@ class LatentSyncAllInOne(io.ComfyNode):
 def lipsync_to_file(unet, whisper, vae, face_detector, audio, resolution: str, mask_shape: str, loop_mode: str,
                     tail_mode: str, seed: int, steps: int, cfg: float, scheduler: str, deepcache_interval: int,
                     noise_mode: str, silence_gating: bool, filename_prefix: str, video=None,
-                    video_path: str = "") -> tuple[Path, str]:
+                    video_path: str = "", frame_spacing: str = "auto",
+                    blend: str = "crop_box") -> tuple[Path, str]:
     """Run the streaming lip-sync into the next numbered file of `filename_prefix`: (path, output subfolder)."""
     from latentsync_core.errors import InputMismatchError, LatentSyncError
     from latentsync_core.pipeline import LipsyncOptions, lipsync
@@ -112,6 +123,7 @@ def lipsync_to_file(unet, whisper, vae, face_detector, audio, resolution: str, m
         raise LatentSyncError("the 'face_detector' input must come from a Load Face Detector (LatentSync) node")
     require_choice(resolution, RESOLUTIONS, "resolution")
     require_choice(mask_shape, MASK_SHAPES, "mask_shape")
+    require_choice(blend, STREAM_BLENDS, "blend")
     latent_vae = as_latent_vae(vae, "vae")
     module = host.managed_module(unet_handle)
     size = auto_resolution(module) if resolution == "auto" else int(resolution)
@@ -122,7 +134,7 @@ def lipsync_to_file(unet, whisper, vae, face_detector, audio, resolution: str, m
     options = LipsyncOptions(
         sampler=sampler_options(seed, steps, cfg, scheduler, deepcache_interval, noise_mode),
         resolution=size, loop_mode=loop_mode, tail_mode=tail_mode, silence=bool(silence_gating),
-        mask_shape=mask_shape,
+        mask_shape=mask_shape, frame_spacing=frame_spacing_value(frame_spacing), blend=blend,
         tracker={"every_k": face_detector.every_k, "smoothing": face_detector.smoothing,
                  "face_choice": face_detector.face_choice})
     with video_input(video, video_path) as (source, fps):

@@ -175,6 +175,28 @@ def sampler_inputs() -> list:
     ]
 
 
+FRAME_SPACINGS = ["auto", "off", "2", "3", "4"]
+
+
+def frame_spacing_input() -> io.Combo.Input:
+    """Training-rate frame spacing (pipeline.LipsyncOptions.frame_spacing). Optional and last on its nodes, so
+    workflows and API prompts saved before it existed still load (they get auto)."""
+    return io.Combo.Input("frame_spacing", options=FRAME_SPACINGS, default="auto", optional=True,
+                          tooltip="Which frames each 16-frame window sees together. auto: at high frame rates "
+                                  "(above 37.5 fps) windows take every 2nd/3rd... frame, as close to the 25 fps the "
+                                  "model was trained on as possible; below that, consecutive frames. off: always "
+                                  "consecutive frames. 2/3/4: that stride. Every frame is still generated, each "
+                                  "with its own audio, and the output keeps the video's fps and frame count.")
+
+
+def frame_spacing_value(value: Any) -> str | int:
+    """The combo's choice as the engine takes it: "auto", "off" or an int stride (an API prompt may send 2)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    require_choice(value, FRAME_SPACINGS, "frame_spacing")
+    return value if value in ("auto", "off") else int(value)
+
+
 def sampler_options(seed: int, steps: int, cfg: float, scheduler: str, deepcache_interval: int, noise_mode: str):
     from latentsync_core.pipeline import SamplerOptions
 

@@ -5,8 +5,9 @@ from comfy_api.latest import io
 
 from latentsync_core import host
 
-from .common import (CATEGORY, AudioFeaturesType, FacesType, UnetType, clamped_image, output, require_faces,
-                     require_model, sampler_inputs, sampler_options, unet_resolution)
+from .common import (CATEGORY, AudioFeaturesType, FacesType, UnetType, clamped_image, frame_spacing_input,
+                     frame_spacing_value, output, require_faces, require_model, sampler_inputs, sampler_options,
+                     unet_resolution)
 
 
 def _require_audio(value):
@@ -48,6 +49,7 @@ class LatentSyncSampler(io.ComfyNode):
                 FacesType.Input("face_data", tooltip="From Face Crop & Align."),
                 AudioFeaturesType.Input("audio_features", tooltip="From Audio Features, for the same frames."),
                 *sampler_inputs(),
+                frame_spacing_input(),
             ],
             outputs=[
                 output(io.Image, "generated_faces",
@@ -61,14 +63,15 @@ class LatentSyncSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, unet, vae, face_data, audio_features, seed: int, steps: int, cfg: float, scheduler: str,
-                deepcache_interval: int, noise_mode: str, silence_gating: bool) -> io.NodeOutput:
+                deepcache_interval: int, noise_mode: str, silence_gating: bool,
+                frame_spacing: str = "auto") -> io.NodeOutput:
         generated, latents = sample_faces(unet, vae, face_data, audio_features, seed, steps, cfg, scheduler,
-                                          deepcache_interval, noise_mode, silence_gating)
+                                          deepcache_interval, noise_mode, silence_gating, frame_spacing)
         return io.NodeOutput(generated, {"samples": latents})
 
 
 def sample_faces(unet, vae, face_data, audio_features, seed: int, steps: int, cfg: float, scheduler: str,
-                 deepcache_interval: int, noise_mode: str, silence_gating: bool):
+                 deepcache_interval: int, noise_mode: str, silence_gating: bool, frame_spacing: str = "auto"):
     from latentsync_core.pipeline import LipsyncEngine, active_frames
     from latentsync_core.vae import as_latent_vae
     from latentsync_core.vae.base import unscale_latents
@@ -79,9 +82,10 @@ def sample_faces(unet, vae, face_data, audio_features, seed: int, steps: int, cf
     latent_vae = as_latent_vae(vae, "vae")
     check_inputs(host.managed_module(handle), faces, audio)
     options = sampler_options(seed, steps, cfg, scheduler, deepcache_interval, noise_mode)
+    spacing = frame_spacing_value(frame_spacing)
     # The engine the all-in-one node and the CLI run: the same windows, noise and frames.
     engine = LipsyncEngine(host.load_to_device(handle), latent_vae, resolution=faces.resolution, sampler=options,
-                           mask_shape=faces.mask_shape)
+                           mask_shape=faces.mask_shape, frame_spacing=spacing)
     generated, latents = engine.sample(faces, audio, active_frames(faces, audio, silence_gating))
     return clamped_image(generated), unscale_latents(latents)
 

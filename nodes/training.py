@@ -112,11 +112,16 @@ class LatentSyncPrepareDataset(io.ComfyNode):
                 io.Combo.Input("syncnet_name", options=[NONE] + _syncnet_names(), default=_default_syncnet(),
                                tooltip="StableSyncNet for the sync filter and audio offset fix (models/latentsync/"
                                        "stable_syncnet.pt; chosen by default when present, as the official recipe "
-                                       "filters every clip); none skips that step."),
+                                       "filters every clip); none skips both, so min_sync_confidence, max_offset "
+                                       "and min_sync_ratio do nothing. With a SyncNet a clip is kept only when it "
+                                       "passes each of those three that is on."),
                 io.Float.Input("min_sync_confidence", default=0.0, min=0.0, max=2.0, step=0.01,
-                               tooltip="Drop clips whose StableSyncNet confidence is lower (0 keeps all)."),
+                               tooltip="Absolute sync floor: drop clips whose StableSyncNet confidence is lower. "
+                                       "0 turns this check off (min_sync_ratio and max_offset still apply)."),
                 io.Int.Input("max_offset", default=6, min=0, max=15,
-                             tooltip="Drop clips whose audio is off by more frames than this (official: 6)."),
+                             tooltip="Drop clips whose audio is off by more frames than this (official: 6); kept "
+                                     "clips get their audio shifted into sync. 15 (the largest offset searched) "
+                                     "turns this check off."),
                 FaceDetectorType.Input("face_detector", optional=True,
                                        tooltip="From Load Face Detector (default: auto, the official insightface "
                                                "detector when installed, else bundled)."),
@@ -124,7 +129,9 @@ class LatentSyncPrepareDataset(io.ComfyNode):
                                optional=True,
                                tooltip="Drop clips whose sync confidence is under this fraction of their median "
                                        "SyncNet distance: the official threshold (3 of SyncNet v2, median ~14) on "
-                                       "StableSyncNet's scale. 0 keeps all."),
+                                       "StableSyncNet's scale (default 0.2143). 0 turns this check off "
+                                       "(min_sync_confidence and max_offset still apply). Random or test weights "
+                                       "judge sync arbitrarily: set it to 0 with them."),
             ],
             outputs=[
                 output(io.String, "dataset", "Path of the dataset's manifest.jsonl, for Train LatentSync (stage 2)."),

@@ -137,10 +137,19 @@ def test_filters_drop_and_record(source_dir, tmp_path, fixture_models):
                                                                          max_offset=15, min_sync_ratio=1.0),
                               syncnet=syncnet)
     assert unclear.clips == 0 and unclear.dropped_sync == 1
+    assert "Every clip was dropped by the sync filter: set min_sync_ratio and min_sync_confidence to 0" \
+        in unclear.summary()
+    # min_sync_confidence 0 turns off only the absolute floor: the ratio still judges (and drops) the clip
+    ratio_only = prepare_dataset(only, tmp_path / "ratio_only", PrepareOptions(
+        resolution=64, segment_seconds=1.6, max_offset=15, min_sync_ratio=1.0, min_sync_confidence=0.0),
+        syncnet=syncnet)
+    assert ratio_only.clips == 0 and ratio_only.dropped_sync == 1
     kept = prepare_dataset(only, tmp_path / "kept", PrepareOptions(resolution=64, segment_seconds=1.6, max_offset=15,
                                                                    min_sync_ratio=0),
                            syncnet=syncnet, quality=lambda crops: 55.0 + crops.shape[0] * 0)
     (record,) = load_clips(tmp_path / "kept")[1]
+    assert kept.hint == "" and "sync filter: keeps clips with" not in " ".join(kept.notes)
+    assert any(note.startswith("sync filter: off (every clip kept)") for note in kept.notes)
     assert record.sync_confidence is not None and abs(record.av_offset) <= 15 and record.quality == 55.0
     low = prepare_dataset(only, tmp_path / "low", OPTIONS, quality=lambda crops: 12.0)
     assert low.clips == 0 and low.dropped_quality == 1
@@ -206,3 +215,19 @@ def test_sync_ratio_is_the_official_threshold_on_a_relative_scale():
     assert passes_sync_ratio(0.3, 1.0, default) and not passes_sync_ratio(0.2, 1.1, default)
     assert passes_sync_ratio(0.0, 1.0, None) and passes_sync_ratio(0.0, 1.0, 0)
     assert PrepareOptions().detector == "auto"
+
+
+def test_each_sync_check_is_switched_off_by_its_own_value_and_the_run_says_which_are_on(tmp_path):
+    from latentsync_core.data.prepare import check_sync_options, sync_filter_note
+
+    default = sync_filter_note(PrepareOptions())
+    assert default == ("sync filter: keeps clips with confidence >= 0.2143 x median distance (min_sync_ratio) and "
+                       "|offset| <= 6 frames (max_offset); offsets are corrected")
+    no_floor = sync_filter_note(PrepareOptions(min_sync_confidence=0.0))
+    assert no_floor == default  # 0 on the absolute floor leaves the other checks on
+    assert "confidence >= 0.5 (min_sync_confidence)" in sync_filter_note(PrepareOptions(min_sync_confidence=0.5))
+    assert sync_filter_note(PrepareOptions(min_sync_ratio=0, max_offset=15)).startswith("sync filter: off")
+    for name, value in (("min_sync_ratio", -0.1), ("min_sync_confidence", -1.0), ("max_offset", -2)):
+        with pytest.raises(DatasetError, match=f"{name} must be >= 0"):
+            check_sync_options(PrepareOptions(**{name: value}))
+

@@ -15,22 +15,9 @@ from latentsync_core.pipeline import (AlignedFaces, LipsyncEngine, SamplerOption
 from latentsync_core.pipeline.stages import vae_generator
 from latentsync_core.sampler import NoiseSource, frame_stride, plan_windows
 from latentsync_core.unet.tiny import tiny_unet
-from latentsync_core.vae import load_vae
-from latentsync_core.vae.fixture import write_vae_fixture
+from tests.tiny_models import unet, vae  # noqa: F401  (module fixtures)
 
 R = 64
-
-
-@pytest.fixture(scope="module")
-def vae(tmp_path_factory):
-    root = tmp_path_factory.mktemp("engine_models")
-    write_vae_fixture(root, seed=2)
-    return load_vae(root / "vae" / "sd-vae-ft-mse")
-
-
-@pytest.fixture(scope="module")
-def unet():
-    return tiny_unet(seed=3)
 
 
 def _faces(n: int, fps, valid=None) -> AlignedFaces:

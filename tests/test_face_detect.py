@@ -204,3 +204,37 @@ def test_real_clips_detection_rate(media_dir, detector):
         brow = np.linalg.norm(track.points[:, 1] - track.points[:, 0], axis=-1)
         assert 60 < brow.mean() < 200 and brow.std() < 0.1 * brow.mean()
     assert len(demo1) == 50 and len(demo2) == 30
+
+
+def test_insightface_without_tracking_picks_the_largest_face_on_every_frame():
+    """Official: whole-frame detection and the largest face per frame, even when the two faces swap sizes."""
+    left_big, right_small = [10, 10, 110, 140], [200, 10, 260, 100]
+    left_small, right_big = [10, 10, 70, 100], [200, 10, 300, 140]
+    per_frame = [[left_big, right_small], [left_small, right_big], [left_big, right_small], [left_small, right_big]]
+
+    class FakeSCRFD:
+        calls = 0
+
+        def detect(self, frame):
+            boxes = per_frame[FakeSCRFD.calls % len(per_frame)]
+            FakeSCRFD.calls += 1
+            return np.array([[*b, 0.9] for b in boxes], np.float32), None
+
+    class FakeLandmarks:  # 106 points spread over the box, so the alignment points follow it
+        grid = np.random.default_rng(0).uniform(0.2, 0.8, (106, 2))
+
+        def get(self, frame, box):
+            return box[:2] + self.grid * (box[2:] - box[:2])
+
+    detector = insightface_backend.InsightFaceDetector.__new__(insightface_backend.InsightFaceDetector)
+    detector._scrfd, detector._landmark, detector.tracking = FakeSCRFD(), FakeLandmarks(), False
+    frames = np.zeros((4, 200, 320, 3), np.uint8)
+    track = FaceTracker(detector).process(frames)
+    assert track.valid.all()
+    np.testing.assert_array_equal(track.boxes, np.array([left_big, right_big, left_big, right_big], np.float32))
+    assert np.all(track.points == np.round(track.points))  # the official rounding
+    # an explicit choice is also made afresh on every frame: the rightmost face throughout
+    FakeSCRFD.calls = 0
+    rightmost = FaceTracker(detector, face_choice=1).process(frames)
+    np.testing.assert_array_equal(rightmost.boxes,
+                                  np.array([right_small, right_big, right_small, right_big], np.float32))

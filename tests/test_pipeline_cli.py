@@ -16,6 +16,7 @@ def test_defaults_are_the_official_run():
     assert options.sampler.deepcache_interval == 3
     assert options.frame_spacing == "auto" and options.official_length is True
     assert options.batch == 1 and options.compile is False and options.channels_last is None  # auto: CUDA only
+    assert options.blend == "crop_box"
 
 
 def test_flags_reach_the_options():
@@ -24,10 +25,12 @@ def test_flags_reach_the_options():
     assert options.sampler.deepcache_interval == 0 and options.frame_spacing == "off"
     assert options.official_length is False and options.batch == "auto" and options.compile is True
     assert _options("--frame-spacing", "3", "--batch", "4").frame_spacing == 3
+    assert _options("--blend", "seamless").blend == "seamless"
 
 
 @pytest.mark.parametrize("flags,message", [(["--frame-spacing", "fast"], "--frame-spacing takes auto, off"),
-                                           (["--batch", "0"], "--batch takes auto or a number")])
+                                           (["--batch", "0"], "--batch takes auto or a number"),
+                                           (["--blend", "poisson"], "argument --blend: invalid choice")])
 def test_bad_values_are_named(flags, message, capsys):
     with pytest.raises(SystemExit):
         _build_parser().parse_args(["run", *flags])

@@ -249,3 +249,20 @@ def test_odd_frame_rates_get_the_official_or_the_audio_length(models, whisper, p
     info = probe_video(result.path)
     assert info.fps == fps and info.num_frames == frames == result.frames
     assert result.stats.face_frames == frames
+
+
+def test_seamless_blend_on_the_stream_changes_only_the_face_and_leaves_faceless_frames_alone(models, photo):
+    blank = np.full_like(photo, 128)
+    frames = np.stack([photo, blank, photo, photo])
+    box = _run(frames, 4, models, _options(chunk_size=4))
+    seamless = _run(frames, 4, models, _options(chunk_size=4, blend="seamless"))
+    assert np.array_equal(seamless[1], frames[1]) and np.array_equal(box[1], frames[1])
+    for i in (0, 2, 3):
+        differs = np.any(seamless[i] != box[i], axis=-1)
+        assert differs.any(), i  # the blend did something
+        for changed in (differs, np.any(seamless[i] != frames[i], axis=-1)):
+            ys, xs = np.nonzero(changed)
+            # only around the astronaut's lower face (nose at x 225, y 127), as in the crop_box test above
+            assert np.hypot(xs - 225, ys - 150).max() < 120, i
+    with pytest.raises(ValueError, match="blend must be one of crop_box, seamless"):
+        _run(frames, 4, models, _options(blend="poisson"))

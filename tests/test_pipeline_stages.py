@@ -10,23 +10,10 @@ from latentsync_core.errors import InputMismatchError
 from latentsync_core.pipeline import (FaceLatents, SamplerOptions, decode_faces, encode_faces, faces_to_tensor,
                                       faces_to_uint8, keep_mask_from_mouth, latent_mask, sample_window)
 from latentsync_core.sampler import NoiseSource, denoise
-from latentsync_core.unet.tiny import tiny_unet
-from latentsync_core.vae import SCALING_FACTOR, load_vae
-from latentsync_core.vae.fixture import write_vae_fixture
+from latentsync_core.vae import SCALING_FACTOR
+from tests.tiny_models import unet, vae  # noqa: F401  (module fixtures)
 
 R = 64
-
-
-@pytest.fixture(scope="module")
-def vae(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stage_models")
-    write_vae_fixture(root, seed=2)
-    return load_vae(root / "vae" / "sd-vae-ft-mse")
-
-
-@pytest.fixture(scope="module")
-def unet():
-    return tiny_unet(seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,16 @@ QualityScorer = Callable[[np.ndarray], float]  # aligned crops uint8 [n, R, R, 3
 
 @dataclass
 class PrepareOptions:
+    """How `prepare_dataset` cuts and filters clips.
+
+    The sync filters run only with a SyncNet, and a clip is kept only when it passes every one that is on:
+    ``min_sync_ratio`` (confidence at least this fraction of the median distance; the official threshold on
+    StableSyncNet's scale, see the module docstring; 0 or None: off), ``min_sync_confidence`` (an absolute
+    confidence floor; 0 or None: off) and ``max_offset`` (largest |audio offset| kept, in frames; at
+    ``sync_vshift`` or above: off, as no larger offset is searched). So 0 on one of them turns off that one
+    only; to keep every clip, pass no SyncNet (or turn all three off).
+    """
+
     resolution: int = 256
     fps: int = 25
     segment_seconds: float = 5.0
@@ -77,12 +87,14 @@ class PrepareReport:
     dropped_offset: int = 0
     dropped_quality: int = 0
     notes: list[str] = field(default_factory=list)
+    hint: str = ""  # what to change when the run kept nothing
 
     def summary(self) -> str:
         return (f"{self.clips} clips ({self.frames} frames) from {self.videos} videos"
                 f" ({self.resumed} already done, {self.broken} broken); dropped: {self.dropped_short} too short, "
                 f"{self.dropped_no_face} without a face, {self.dropped_sync} low sync, "
-                f"{self.dropped_offset} offset too large, {self.dropped_quality} low quality. Manifest: {self.manifest}")
+                f"{self.dropped_offset} offset too large, {self.dropped_quality} low quality. Manifest: {self.manifest}"
+                + (f". {self.hint}" if self.hint else ""))
 
 
 # --------------------------------------------------------------------------- frame-rate conversion
@@ -123,6 +135,29 @@ def plan_segments(num_frames: int, cuts: list[int], segment_frames: int, min_fra
             pieces[-1] = (pieces[-1][0], last[1])
         segments.extend(pieces)
     return segments
+
+
+def sync_filter_note(options: PrepareOptions) -> str:
+    """One line naming the sync filters that are on, as `_keep_clip` applies them."""
+    rules = []
+    if options.min_sync_ratio:
+        rules.append(f"confidence >= {options.min_sync_ratio:.4g} x median distance (min_sync_ratio)")
+    if options.min_sync_confidence:
+        rules.append(f"confidence >= {options.min_sync_confidence:g} (min_sync_confidence)")
+    if options.max_offset < options.sync_vshift:
+        rules.append(f"|offset| <= {options.max_offset} frames (max_offset)")
+    if not rules:
+        return "sync filter: off (every clip kept); offsets are still corrected"
+    return "sync filter: keeps clips with " + " and ".join(rules) + "; offsets are corrected"
+
+
+def check_sync_options(options: PrepareOptions) -> None:
+    for name in ("min_sync_ratio", "min_sync_confidence"):
+        value = getattr(options, name)
+        if value is not None and not value >= 0:
+            raise DatasetError(f"{name} must be >= 0 (0 turns that filter off), got {value}")
+    if options.max_offset < 0:
+        raise DatasetError(f"max_offset must be >= 0 frames, got {options.max_offset}")
 
 
 def passes_sync_ratio(confidence: float, min_distance: float, ratio: float | None) -> bool:
@@ -246,7 +281,7 @@ class _VideoJob:
             score = score_sync(self.syncnet, crops, audio, opts.fps, sample_rate=SAMPLE_RATE, aligned=True,
                                vshift=opts.sync_vshift)
             confidence, offset = round(score.confidence, 4), int(score.offset)
-            if opts.min_sync_confidence is not None and confidence < opts.min_sync_confidence:
+            if opts.min_sync_confidence and confidence < opts.min_sync_confidence:
                 report.dropped_sync += 1
                 return
             if not passes_sync_ratio(score.confidence, score.min_distance, opts.min_sync_ratio):
@@ -325,8 +360,11 @@ def prepare_dataset(input_dir: Path | str, output_dir: Path | str, options: Prep
     (output_dir / CLIPS_DIR).mkdir(parents=True, exist_ok=True)
     manifest, state = output_dir / MANIFEST_NAME, output_dir / SOURCES_NAME
     report = PrepareReport(output_dir, manifest)
+    check_sync_options(options)
     if syncnet is None:
         report.notes.append("sync filter skipped: no SyncNet given (clips keep their original audio offset)")
+    else:
+        report.notes.append(sync_filter_note(options))
     if quality is None:
         report.notes.append("quality filter skipped: no quality model (hyperIQA weights) given")
     for note in report.notes:
@@ -345,6 +383,11 @@ def prepare_dataset(input_dir: Path | str, output_dir: Path | str, options: Prep
             append_lines(manifest, [r.to_json() for r in job.records])
             append_lines(state, [json.dumps({"source": str(source), **outcome, "options": _options_json(options)})])
             progress.update(1)
+    if syncnet is not None and report.clips == 0 and report.dropped_sync + report.dropped_offset:
+        # Most often random (fixture) or mismatched SyncNet weights: say which setting keeps the clips.
+        report.hint = ("Every clip was dropped by the sync filter: set min_sync_ratio and min_sync_confidence to 0 "
+                       "and max_offset to 15, or run without a SyncNet, to keep them")
+        log.warning("dataset: %s", report.hint)
     log.info("dataset: %s", report.summary())
     return report
 

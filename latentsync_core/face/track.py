@@ -79,7 +79,9 @@ class FaceChoice:
 
     ``largest`` (default): the largest box. ``index``: the ``index``-th face counted left to right.
     ``nearest``: the face whose box centre is nearest ``point`` (x, y as fractions of width, height).
-    The choice is made when a face is (re)acquired; afterwards the tracker follows that face.
+    The choice is made when a face is (re)acquired; afterwards the tracker follows that face, except with
+    a detector whose ``repick_each_detection`` is set (insightface without tracking, as the official runs
+    it), where every detection makes the choice again on the whole frame.
     """
 
     mode: str = "largest"
@@ -213,7 +215,7 @@ class FaceTracker:
         """A fresh detector box for the face to follow, or None."""
         s = self.state
         hw = frame.shape[:2]
-        if s.box is not None and not cut:
+        if s.box is not None and not cut and not getattr(self.detector, "repick_each_detection", False):
             near = self.detector.detect_near(frame, s.box)
             if near:
                 centre = (s.box[:2] + s.box[2:]) / 2

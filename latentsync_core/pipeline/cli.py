@@ -58,6 +58,7 @@ def options_from_args(args: Any, resolution: int | None) -> LipsyncOptions:
                           tail_mode=getattr(args, "tail_mode", "trim"), silence=getattr(args, "silence", False),
                           max_frames=getattr(args, "max_frames", None), tracker=tracker,
                           frame_spacing=getattr(args, "frame_spacing", "auto"),
+                          blend=getattr(args, "blend", "crop_box"),
                           official_length=getattr(args, "official_length", True), batch=getattr(args, "batch", 1),
                           compile=getattr(args, "compile", False), channels_last=None)
 

@@ -24,7 +24,8 @@ class LipsyncOptions:
     choice). prefetch: chunks decoded and face-tracked ahead in a background thread (0: none, all on
     the calling thread). lazy_whisper: compute the Whisper features window by window as the stream
     reaches them (the encoder stays available, on the offload device after the first window) instead
-    of for the whole clip first.
+    of for the whole clip first. blend: how regenerated faces are pasted into their frames, "crop_box"
+    (the official paste) or "seamless" (face.blend: feathered mask edge, colour matched to the frame).
     """
 
     sampler: SamplerOptions = field(default_factory=SamplerOptions)
@@ -46,4 +47,5 @@ class LipsyncOptions:
     compile: bool = False
     channels_last: bool | None = False
     prefetch: int = 2
+    blend: str = "crop_box"  # face.restore BLENDS: crop_box (official) or seamless (face.blend)
     lazy_whisper: bool = True  # Whisper features 30 s at a time as the frames need them (not the whole clip's)

@@ -129,7 +129,8 @@ def lipsync(video: str | Path | np.ndarray, audio: Any, out_path: str | Path, *,
         try:
             for frame in engine.stream(source, total, audio_chunks, detector, regenerate=regenerate,
                                        loop_mode=options.loop_mode, chunk_size=options.chunk_size,
-                                       tracker=options.tracker, stats=stats, prefetch=options.prefetch):
+                                       tracker=options.tracker, stats=stats, prefetch=options.prefetch,
+                                       blend=options.blend):
                 sink.put(frame) if sink is not None else encode(frame)
         finally:
             if sink is not None:

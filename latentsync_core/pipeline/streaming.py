@@ -22,7 +22,7 @@ from .. import host
 from ..errors import FaceError
 from ..face.align import FaceCropper, warp_crops
 from ..face.geometry import valid_affines
-from ..face.restore import restore_faces
+from ..face.restore import BLENDS, restore_faces
 from ..profile import stage, timed_iter
 from .options import LipsyncOptions
 from .prefetch import prefetch as prefetched
@@ -103,15 +103,18 @@ def lipsync_frames(source: FrameSource, total: int, audio_chunks: Callable[[list
     engine = LipsyncEngine.from_options(unet, vae, options)
     return stream_frames(engine, source, total, audio_chunks, detector, regenerate=regenerate,
                          loop_mode=options.loop_mode, chunk_size=options.chunk_size, tracker=options.tracker,
-                         stats=stats, on_window=on_window, prefetch=options.prefetch)
+                         stats=stats, on_window=on_window, prefetch=options.prefetch, blend=options.blend)
 
 
 def stream_frames(engine: Any, source: FrameSource, total: int, audio_chunks: Callable[[list[int]], torch.Tensor],
                   detector: Any, *, regenerate: Callable[[int], bool] | None = None, loop_mode: str = "pingpong",
                   chunk_size: int = 16, tracker: dict | None = None, stats: StreamStats | None = None,
-                  on_window: Callable[[int, list[int]], None] | None = None, prefetch: int = 2
-                  ) -> Iterator[np.ndarray]:
-    """The engine over a frame source (see `lipsync_frames`); only feeds `engine`'s window runner."""
+                  on_window: Callable[[int, list[int]], None] | None = None, prefetch: int = 2,
+                  blend: str = "crop_box") -> Iterator[np.ndarray]:
+    """The engine over a frame source (see `lipsync_frames`); only feeds `engine`'s window runner.
+    `blend`: face.restore BLENDS, how the new faces are pasted (the mask is the engine's mask_shape)."""
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {', '.join(BLENDS)}, got {blend!r}")
     stats = stats if stats is not None else StreamStats()
     cropper = FaceCropper(detector, engine.resolution, device=engine.device, **(tracker or {}))
     faces = _SourceFaces(source.num_frames, cropper, engine.device)
@@ -142,7 +145,8 @@ def stream_frames(engine: Any, source: FrameSource, total: int, audio_chunks: Ca
             entries = [pending[i - base] for i in window]
             frames = np.stack([e.frame for e in entries])
             restored = restore_faces(frames, faces_to_tensor(image), np.stack([e.affine for e in entries]),
-                                     inplace=True, device=engine.device)
+                                     inplace=True, device=engine.device, blend=blend,
+                                     mask_shape=engine.mask_shape)
             for entry, frame in zip(entries, restored):
                 entry.frame = frame
             stats.windows += 1

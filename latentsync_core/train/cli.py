@@ -84,10 +84,11 @@ def _add_prepare(sub) -> None:
                                      "when present)")
     p.add_argument("--no-sync", action="store_true", help="skip the sync filter and offset correction")
     p.add_argument("--min-sync-confidence", type=float, default=None,
-                   help="also drop clips under this absolute StableSyncNet confidence (default: none)")
+                   help="also drop clips under this absolute StableSyncNet confidence (default and 0: off)")
     p.add_argument("--min-sync-ratio", type=float, default=3 / 14,
                    help="drop clips whose sync confidence is under this fraction of their median distance: the "
-                        "official SyncNet-v2 threshold (3 at a median of ~14) on StableSyncNet's scale; 0 keeps all")
+                        "official SyncNet-v2 threshold (3 at a median of ~14) on StableSyncNet's scale; 0 turns "
+                        "this check off (the other sync checks still apply; --no-sync skips them all)")
     p.add_argument("--max-offset", type=int, default=6, help="drop clips whose AV offset exceeds N frames")
     p.add_argument("--max-videos", type=int, default=None)
     p.set_defaults(handler=cmd_prepare)

@@ -123,10 +123,12 @@ def test_saved_workflows_keep_their_input_and_output_names():
 
     order, outputs, types = names("LatentSyncSampler")
     assert order == {"required": ["unet", "vae", "face_data", "audio_features", "seed", "steps", "cfg", "scheduler",
-                                  "deepcache_interval", "noise_mode", "silence_gating"]}
+                                  "deepcache_interval", "noise_mode", "silence_gating"],
+                     "optional": ["frame_spacing"]}
     assert (outputs, types) == (["generated_faces", "latent"], ["IMAGE", "LATENT"])
     order, outputs, types = names("LatentSyncAllInOne")
-    assert order["optional"] == ["video", "video_path"] and order["required"][-1] == "filename_prefix"
+    assert order["optional"] == ["video", "video_path", "frame_spacing", "blend"]
+    assert order["required"][-1] == "filename_prefix"
     assert (outputs, types) == (["video"], ["VIDEO"])
     order, outputs, types = names("LatentSyncTrainStage2")
     assert order["required"][:4] == ["unet", "vae", "whisper", "dataset"]
@@ -289,6 +291,36 @@ def test_silence_gating_keeps_silent_faces_and_the_seed_matters(models, cropped,
     assert not np.array_equal(image_to_uint8(gated[~silent]), cropped[1].crops[~silent])
     other_seed, _ = sample(models, cropped[1], features, seed=7)
     assert not torch.allclose(other_seed, sampled[0], atol=1e-3)
+
+
+def test_sampler_frame_spacing_reaches_the_engines_window_plan(models, cropped, features, monkeypatch):
+    """At 50 fps, auto spaces each window's frames 2 apart (25 fps, as trained); off keeps them consecutive.
+    Either way every face is regenerated."""
+    import dataclasses
+
+    from latentsync_core.pipeline import LipsyncEngine
+
+    faces = dataclasses.replace(cropped[1], fps=Fraction(50))
+    audio = dataclasses.replace(features, fps=Fraction(50), silent=None)
+    planned = []
+    original = LipsyncEngine.plan
+
+    def spy(self, active, fps):
+        windows = original(self, active, fps)
+        planned.append(windows)
+        return windows
+
+    monkeypatch.setattr(LipsyncEngine, "plan", spy)
+    for spacing in ("auto", "off", "2", 2):
+        sample(models, faces, audio, frame_spacing=spacing)
+    auto, off, two, api_two = planned
+    assert off == [list(range(FRAMES))]
+    assert auto == two == api_two and sorted(i for w in auto for i in w) == list(range(FRAMES))
+    assert all(np.all(np.diff(w) == 2) for w in auto) and len(auto) == 2
+    sample(models, faces, audio)  # saved before the input existed: auto
+    assert planned[-1] == auto
+    with pytest.raises(LatentSyncError, match="'frame_spacing' input is '5'"):
+        sample(models, faces, audio, frame_spacing="5")
 
 
 def test_sampler_stops_when_the_user_interrupts(models, cropped, features):
@@ -549,3 +581,17 @@ def test_all_in_one_bad_inputs_name_the_input(all_in_one, models, comfy_base):
     host.managed_module(unet).trained_resolution = 512
     with pytest.raises(InputMismatchError, match="trained on 512 px faces but resolution is 256"):
         run("LatentSyncAllInOne", **{**all_in_one, "unet": unet, "resolution": "256"}, video_path="ok.mp4")
+
+
+def test_all_in_one_frame_spacing_and_blend_reach_the_stream_options(all_in_one, comfy_base, monkeypatch):
+    import latentsync_core.pipeline as pipeline
+    from nodes.all_in_one import lipsync_to_file
+
+    seen = []
+    monkeypatch.setattr(pipeline, "lipsync", lambda *a, options, **kw: seen.append(options))
+    (comfy_base / "input" / "ok.mp4").write_bytes(b"")
+    lipsync_to_file(**all_in_one, video_path="ok.mp4")  # saved before the inputs existed: the defaults
+    lipsync_to_file(**all_in_one, video_path="ok.mp4", frame_spacing="3", blend="seamless")
+    assert [(o.frame_spacing, o.blend) for o in seen] == [("auto", "crop_box"), (3, "seamless")]
+    with pytest.raises(LatentSyncError, match="'blend' input is 'mouth'; choose one of: crop_box, seamless"):
+        lipsync_to_file(**all_in_one, video_path="ok.mp4", blend="mouth")

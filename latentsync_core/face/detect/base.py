@@ -53,6 +53,9 @@ class FaceDetector(ABC):
     name: str = "?"
     #: Number of landmarks `landmarks` returns.
     num_landmarks: int = 0
+    #: True when each scheduled detection should choose the face afresh from a whole-frame detection (the
+    #: official insightface use: largest face per frame) instead of following the face tracked so far.
+    repick_each_detection: bool = False
 
     @abstractmethod
     def detect(self, frame: np.ndarray) -> list[Detection]:

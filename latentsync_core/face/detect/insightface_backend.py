@@ -114,6 +114,11 @@ class InsightFaceDetector(FaceDetector):
         return [Detection(row[:4].astype(np.float32), float(row[4]))
                 for row in dets if passes_official_filter(row[:4], float(row[4]))]
 
+    @property
+    def repick_each_detection(self) -> bool:
+        # Official: whole-frame detection and the largest face on every frame, not the one followed so far.
+        return not self.tracking
+
     def detect_near(self, frame: np.ndarray, box: np.ndarray, search: float = 2.0) -> list[Detection]:
         if self.tracking:
             return super().detect_near(frame, box, search)
