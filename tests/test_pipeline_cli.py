@@ -35,3 +35,21 @@ def test_bad_values_are_named(flags, message, capsys):
     with pytest.raises(SystemExit):
         _build_parser().parse_args(["run", *flags])
     assert message in capsys.readouterr().err
+
+
+def test_demo_script_hands_its_arguments_to_run_not_to_pip():
+    """README command (a) with extra arguments: pip, run first by the sourced set-up, must not see them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    venv_python = repo / ".venv" / "bin" / "python"
+    if Path(sys.executable).resolve() != venv_python.resolve():
+        pytest.skip("scripts/demo.sh installs into ./.venv: run this test from that venv (scripts/test.sh does)")
+    env = {**os.environ, "LATENTSYNC_TORCH_SPEC": "torch"}  # keep the installed torch: nothing to download
+    result = subprocess.run(["bash", "scripts/demo.sh", "--weights", "random-tiny", "--help"], cwd=repo, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--weights" in result.stdout and "no such option" not in result.stderr
