@@ -24,8 +24,9 @@ def _syncnet_names() -> list[str]:
     return [name for name in host.list_models("latentsync") if "syncnet" in name.lower()]
 
 
-def _default_syncnet() -> str:
-    return model_files.SYNCNET.name if model_files.SYNCNET.name in _syncnet_names() else NONE
+def _default_syncnet(names: list[str], absent):
+    """The official file name when it is among `names`, else `absent`."""
+    return model_files.SYNCNET.name if model_files.SYNCNET.name in names else absent
 
 
 def _load_syncnet(name: str):
@@ -90,6 +91,7 @@ def _detector(face_detector) -> object:
 class LatentSyncPrepareDataset(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
+        syncnets = _syncnet_names()
         return io.Schema(
             node_id="LatentSyncPrepareDataset", display_name="Prepare LatentSync Dataset", category=CATEGORY,
             description="Turns a folder of talking-head videos into LatentSync training clips: 25 fps, 16 kHz audio, "
@@ -109,7 +111,7 @@ class LatentSyncPrepareDataset(io.ComfyNode):
                 io.Int.Input("min_frames", default=32, min=16, max=10000,
                              tooltip="Shorter clips are dropped (training needs two separate 16-frame windows)."),
                 io.Boolean.Input("detect_scenes", default=True, tooltip="Split the videos at scene cuts."),
-                io.Combo.Input("syncnet_name", options=[NONE] + _syncnet_names(), default=_default_syncnet(),
+                io.Combo.Input("syncnet_name", options=[NONE] + syncnets, default=_default_syncnet(syncnets, NONE),
                                tooltip="StableSyncNet for the sync filter and audio offset fix (models/latentsync/"
                                        "stable_syncnet.pt; chosen by default when present, as the official recipe "
                                        "filters every clip); none skips both, so min_sync_confidence, max_offset "
@@ -321,7 +323,7 @@ class LatentSyncScoreLipSync(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         names = _syncnet_names()
-        default = model_files.SYNCNET.name if model_files.SYNCNET.name in names else None
+        default = _default_syncnet(names, None)
         return io.Schema(
             node_id="LatentSyncScoreLipSync", display_name="Score Lip Sync", category=CATEGORY,
             description="SyncNet confidence and audio-visual offset of a talking-face video (LSE-C / LSE-D style) "

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from latentsync_core.face.align import frames_to_uint8
 from latentsync_core.face.frames import as_rgb_uint8
 from latentsync_core.pipeline import FrameSource, plan_runs, source_index
 from latentsync_core.pipeline.prefetch import BackgroundSink, prefetch
@@ -54,10 +53,10 @@ def test_float_images_convert_to_uint8_once_in_slices_with_the_same_rounding():
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.random((11, 9, 7, 3), dtype=np.float32))
     images[0, 0, 0] = torch.tensor([1.2, -0.1, 0.5 / 255])  # out of range and a rounding tie
-    out = frames_to_uint8(images)
-    assert out.dtype == np.uint8 and np.array_equal(out, as_rgb_uint8(images))
-    already = as_rgb_uint8(images)
-    assert frames_to_uint8(already) is already  # uint8 input: no copy
+    out = as_rgb_uint8(images)
+    whole = np.clip(np.rint(images.numpy() * 255.0), 0, 255).astype(np.uint8)  # the unsliced conversion
+    assert out.dtype == np.uint8 and np.array_equal(out, whole)
+    assert as_rgb_uint8(out) is out  # uint8 input: no copy
 
 
 def test_prefetch_runs_ahead_in_order_and_reraises_errors():

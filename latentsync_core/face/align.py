@@ -152,25 +152,6 @@ def crop_track(frames, track, resolution: int, smooth: bool = True,
     return crops, info
 
 
-# Float frames are converted to uint8 this many at a time: bounds the float temporaries of a big IMAGE chunk.
-CONVERT_SLICE = 4
-
-
-def frames_to_uint8(frames) -> np.ndarray:
-    """uint8 RGB ``[N, H, W, 3]`` of any batch `as_rgb_uint8` accepts, converted once and in small slices
-    (a float chunk of 32 1080p frames would otherwise make ~0.8 GB of float temporaries)."""
-    if isinstance(frames, np.ndarray) and frames.dtype == np.uint8:
-        return as_rgb_uint8(frames)
-    if len(frames) <= CONVERT_SLICE:
-        return as_rgb_uint8(frames)
-    first = as_rgb_uint8(frames[:CONVERT_SLICE])
-    out = np.empty((len(frames),) + first.shape[1:], np.uint8)
-    out[:CONVERT_SLICE] = first
-    for start in range(CONVERT_SLICE, len(frames), CONVERT_SLICE):
-        out[start:start + CONVERT_SLICE] = as_rgb_uint8(frames[start:start + CONVERT_SLICE])
-    return out
-
-
 class FaceCropper:
     """Track then align, chunk by chunk: the one way a video's frames become aligned face crops.
 
@@ -195,7 +176,7 @@ class FaceCropper:
 
     def process(self, frames) -> tuple[np.ndarray, "FaceCropInfo", np.ndarray]:
         """(crops uint8 [n, R, R, 3], FaceCropInfo, the chunk as uint8 frames) for one chunk."""
-        frames = frames_to_uint8(frames)
+        frames = as_rgb_uint8(frames)
         with stage("detect"):
             track = self.tracker.process(frames)
         with stage("align"):

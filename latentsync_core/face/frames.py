@@ -7,6 +7,19 @@ import torch
 from ..errors import FaceError
 
 
+# Float frames are converted this many at a time: a float chunk of 32 1080p frames converted at once
+# would make ~0.8 GB of float temporaries.
+CONVERT_SLICE = 4
+
+
+def _float_to_uint8(frames: np.ndarray) -> np.ndarray:
+    out = np.empty(frames.shape, np.uint8)
+    for start in range(0, len(frames), CONVERT_SLICE):
+        part = frames[start:start + CONVERT_SLICE]
+        out[start:start + len(part)] = np.clip(np.rint(part * 255.0), 0, 255)
+    return out
+
+
 def as_rgb_uint8(frames, what: str = "frames") -> np.ndarray:
     """``frames`` as a uint8 RGB ``[N, H, W, 3]`` array, without copying when it already is one.
 
@@ -28,7 +41,7 @@ def as_rgb_uint8(frames, what: str = "frames") -> np.ndarray:
         raise FaceError(f"{what} are {frames.shape[2]}x{frames.shape[1]} pixels; at least 2x2 is needed")
     if frames.dtype != np.uint8:
         if np.issubdtype(frames.dtype, np.floating):
-            frames = np.clip(np.rint(frames * 255.0), 0, 255).astype(np.uint8)
+            frames = _float_to_uint8(frames)
         elif np.issubdtype(frames.dtype, np.integer) or frames.dtype == np.bool_:
             frames = np.clip(frames, 0, 255).astype(np.uint8)
         else:
