@@ -17,7 +17,12 @@ if importlib.util.find_spec("comfy_api") is not None or "comfy" in sys.modules:
 
     from latentsync_core import host as _host
 
-    from .nodes import NODE_LIST
+    if __package__:
+        from .nodes import NODE_LIST
+    else:
+        # Imported as a plain file, not a package: pytest does this to a checkout whose folder name is not an
+        # identifier (ComfyUI-LatentSync, ci-check). ComfyUI always imports the folder as a package.
+        from nodes import NODE_LIST
 
     _host.register_model_folders()
 
